@@ -1,0 +1,302 @@
+"""Settings: every default crawldex has lives here, each with a description.
+
+Precedence, lowest to highest (written down once, here, and tested):
+built-in defaults < the YAML file < ``CRAWLDEX_<SECTION>__<KEY>`` environment variables < CLI flags.
+
+Relative paths in the file (``storage.dir``) are relative to the file's folder, so a config works
+from any working directory; without a file they are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "CrawlSettings",
+    "ExportSettings",
+    "IndexSettings",
+    "Settings",
+    "SiteConfig",
+    "StorageSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "CRAWLDEX_"
+DEFAULT_STRIP_PARAMS = (
+    "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
+    "_ga", "_gl", "yclid", "igshid", "ref_src", "spm",
+)
+DEFAULT_USER_AGENT = "crawldex/0.1 (+https://github.com/crawldex/crawldex; polite content indexer)"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class StorageSettings(_Section):
+    """Where crawldex keeps its data."""
+
+    dir: Path = Field(
+        Path("crawldex-data"),
+        description="Data directory: the SQLite store, the search index and the exports.",
+    )
+
+
+class CrawlSettings(_Section):
+    """How the crawler fetches."""
+
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent header sent, and the robots.txt agent name.")
+    concurrency: int = Field(8, ge=1, le=512, description="Requests in flight at once, over all hosts.")
+    per_host_concurrency: int = Field(2, ge=1, le=64, description="Requests in flight at once to one host.")
+    delay: float = Field(1.0, ge=0, le=3600, description="Minimum seconds between request starts to one host (robots.txt Crawl-delay may raise it).")
+    timeout: float = Field(10.0, gt=0, le=600, description="Seconds allowed to connect, and between bytes read.")
+    deadline: float = Field(60.0, gt=0, le=3600, description="Seconds allowed for a whole response, however it trickles.")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts for transient failures (connect errors, timeouts, 429, 5xx).")
+    backoff: float = Field(1.0, ge=0, le=600, description="Base seconds of the exponential backoff between attempts (with jitter).")
+    max_pages: int = Field(10_000, ge=1, description="Pages fetched at most in one run.")
+    max_bytes: int = Field(5_000_000, ge=1024, description="Largest response body kept, in bytes, after decompression.")
+    max_depth: int = Field(50, ge=0, description="Link hops from a start URL beyond which links are not followed.")
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed for one request.")
+    respect_robots: bool = Field(True, description="Obey robots.txt (disallow rules and Crawl-delay).")
+    strip_params: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STRIP_PARAMS),
+        description="Query parameters removed from every URL (glob patterns: tracking ids like utm_*).",
+    )
+
+
+class IndexSettings(_Section):
+    """The full-text search index."""
+
+    batch_size: int = Field(500, ge=1, description="Records written to the index per commit.")
+
+
+class ExportSettings(_Section):
+    """Record exports for other services."""
+
+    dir: Path | None = Field(None, description="Where exports go (default: <storage.dir>/exports).")
+
+
+class SiteConfig(_Section):
+    """One site to crawl."""
+
+    name: str = Field(description="Short unique name, used in records and --site.")
+    start_urls: list[str] = Field(min_length=1, description="Where the crawl of this site starts.")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Hosts the crawl may visit (default: the start URLs' hosts).")
+    include: list[str] = Field(default_factory=list, description="URL regexes; when given, only matching URLs are followed.")
+    exclude: list[str] = Field(default_factory=list, description="URL regexes never followed.")
+    timezone: str = Field("UTC", description="IANA timezone of dates the site writes without an offset.")
+    selectors: dict[str, str] = Field(default_factory=dict, description="CSS selector overrides per field (title, published, author, comments, summary, text, card, ...).")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError("use letters, digits, '-', '_' or '.' (it names files and filters)")
+        return value
+
+    @field_validator("start_urls")
+    @classmethod
+    def _urls_are_http(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an absolute http(s) URL")
+        return value
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name like 'Europe/London'") from exc
+        return value
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Hosts in scope: ``allowed_hosts``, else the start URLs' hosts."""
+        if self.allowed_hosts:
+            return frozenset(h.lower() for h in self.allowed_hosts)
+        return frozenset((urlsplit(u).hostname or "").lower() for u in self.start_urls)
+
+
+class Settings(_Section):
+    """All of crawldex's settings; one sub-model per stage."""
+
+    storage: StorageSettings = StorageSettings()
+    crawl: CrawlSettings = CrawlSettings()
+    index: IndexSettings = IndexSettings()
+    export: ExportSettings = ExportSettings()
+    sites: list[SiteConfig] = Field(default_factory=list, description="The sites to crawl.")
+
+    @model_validator(mode="after")
+    def _site_names_unique(self) -> Settings:
+        names = [s.name for s in self.sites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"site names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def export_dir(self) -> Path:
+        """Folder of exports: ``export.dir`` or ``<storage.dir>/exports``."""
+        return self.export.dir or self.storage.dir / "exports"
+
+    def site(self, name: str) -> SiteConfig:
+        """The site called ``name``.
+
+        Raises:
+            ConfigError: no site has that name.
+        """
+        for site in self.sites:
+            if site.name == name:
+                return site
+        known = ", ".join(s.name for s in self.sites) or "(none configured)"
+        raise ConfigError(f"no site named {name!r} in the config; configured sites: {known}", key="sites")
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load and validate settings from defaults, a YAML file, the environment and CLI flags.
+
+    Args:
+        path: YAML file to read; None for built-in defaults only.
+        environ: environment to read ``CRAWLDEX_SECTION__KEY`` overrides from (not read when None).
+        overrides: dotted keys from CLI flags (``{"crawl.max_pages": 10}``); None values are ignored.
+
+    Returns:
+        The validated settings, with relative paths resolved.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key or value is invalid.
+    """
+    data: dict[str, Any] = _read_yaml(path) if path is not None else {}
+    for dotted, value in _environ_overrides(environ or {}).items():
+        _set_dotted(data, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, path) from None
+    base = path.parent if path is not None else Path.cwd()
+    return _resolve_paths(settings, base)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """Read the YAML file as a mapping, with errors that name the file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass --config PATH or set CRAWLDEX_CONFIG", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", path=str(path)) from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}", path=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (storage, crawl, sites, ...)", path=str(path))
+    return data
+
+
+def _environ_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """``CRAWLDEX_CRAWL__DELAY=2`` -> ``{"crawl.delay": "2"}`` (CRAWLDEX_CONFIG is not a setting)."""
+    found = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            found[dotted] = value
+    return found
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted == "a.b"``."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
+    """One ConfigError naming the file, the key and what is valid, for the first problem."""
+    lines = [_describe_problem(err) for err in exc.errors()]
+    first_key = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
+    where = f"{path}: " if path is not None else ""
+    more = f" (and {len(lines) - 1} more problem(s): {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+    return ConfigError(f"{where}{lines[0]}{more}", path=str(path) if path else None, key=first_key)
+
+
+def _describe_problem(err: Mapping[str, Any]) -> str:
+    """A ValidationError entry as 'key: what is wrong; what is valid'."""
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        valid = _valid_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?" if close else ""
+        return f"unknown key {key!r}{hint} Valid keys here: {', '.join(valid)}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message} (got {err.get('input')!r})"
+
+
+def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
+    """The field names allowed under the dotted location ``parent``."""
+    model: type[BaseModel] = Settings
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner: Any = getattr(annotation, "__args__", (annotation,))[0] if str(part) == "sites" else annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make ``storage.dir`` and ``export.dir`` absolute against ``base``."""
+    storage = settings.storage.model_copy(update={"dir": (base / settings.storage.dir).resolve()})
+    export_dir = settings.export.dir
+    export = settings.export.model_copy(
+        update={"dir": (base / export_dir).resolve() if export_dir is not None else None}
+    )
+    return settings.model_copy(update={"storage": storage, "export": export})

@@ -1,0 +1,197 @@
+"""Records handed between the stages: data only, no behaviour.
+
+    frontier --Target--> fetch --Fetched--> extract --Extracted--> normalize --Normalized--> store
+
+``Extracted`` is one of ``ListingPage`` (a topic page: name, description, cards), ``ArticlePage``
+or ``OtherPage`` (anything else: only its links matter). Extracted values are the page's own
+strings; ``normalize`` turns them into typed values (ISO dates, ints, clean text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+PageKind = Literal["listing", "article", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One URL the frontier hands to fetch.
+
+    Attributes:
+        url: canonical absolute URL.
+        site: name of the configured site it belongs to.
+        depth: link hops from a start URL.
+        topic_url: for a listing page reached by pagination, the canonical URL of its topic's
+            first page (so page 3 of a topic adds to that topic's record).
+        page_no: position of a listing page in its topic's pagination (1 for the first).
+    """
+
+    url: str
+    site: str
+    depth: int = 0
+    topic_url: str | None = None
+    page_no: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators of a stored page, sent back as a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetched HTML page, decoded to text.
+
+    Attributes:
+        target: what was asked for.
+        url: canonical final URL after redirects.
+        status: HTTP status (200, or 304 when ``not_modified``).
+        text: the body decoded with the detected ``encoding`` ('' when not modified).
+        fetched_at: tz-aware UTC time the response arrived.
+    """
+
+    target: Target
+    url: str
+    status: int
+    text: str
+    encoding: str
+    fetched_at: datetime
+    content_type: str = "text/html"
+    validators: Validators = field(default_factory=Validators)
+    size: int = 0
+    elapsed: float = 0.0
+    not_modified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link found on a page: absolute URL (not yet canonical) and its text."""
+
+    url: str
+    text: str = ""
+    rel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One post card of a topic listing, as written on the page."""
+
+    url: str
+    title: str | None = None
+    date: str | None = None
+    comments: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPage:
+    """A topic (category/tag) listing page."""
+
+    url: str
+    name: str | None
+    description: str | None
+    cards: tuple[Card, ...]
+    next_url: str | None = None
+    page_urls: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    kind: Literal["listing"] = "listing"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRef:
+    """A topic an article page names (its category/tag link)."""
+
+    name: str
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticlePage:
+    """An article page, each field as the page states it (None when it states none).
+
+    ``sources`` maps a field name to where its value came from (``jsonld``, ``microdata``,
+    ``meta``, ``selector``, ``time``, ``text``), for ``crawldex extract`` and debugging.
+    """
+
+    url: str
+    title: str | None
+    published: str | None = None
+    updated: str | None = None
+    author: str | None = None
+    comments: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    topics: tuple[TopicRef, ...] = ()
+    language: str | None = None
+    canonical_url: str | None = None
+    links: tuple[Link, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict)
+    kind: Literal["article"] = "article"
+
+
+@dataclass(frozen=True, slots=True)
+class OtherPage:
+    """Neither a listing nor an article (home page, about page): only its links matter."""
+
+    url: str
+    title: str | None = None
+    links: tuple[Link, ...] = ()
+    kind: Literal["other"] = "other"
+
+
+Extracted = ListingPage | ArticlePage | OtherPage
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """A normalized post card: what one topic page says about one article."""
+
+    url: str
+    title: str | None
+    published_at: str | None
+    comment_count: int | None
+    summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPageRecord:
+    """A normalized topic listing page (one page of a possibly paginated topic)."""
+
+    site: str
+    topic_url: str
+    page_url: str
+    page_no: int
+    name: str | None
+    description: str | None
+    cards: tuple[CardRecord, ...]
+    fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """A normalized article page."""
+
+    site: str
+    url: str
+    title: str | None
+    published_at: str | None
+    updated_at: str | None
+    author: str | None
+    comment_count: int | None
+    summary: str | None
+    text: str | None
+    topics: tuple[str, ...]
+    language: str | None
+    word_count: int
+    content_hash: str
+    fetched_at: datetime
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+Normalized = TopicPageRecord | ArticleRecord | None
