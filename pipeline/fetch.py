@@ -1,0 +1,273 @@
+"""Fetch stage: URLs in, decoded HTML out. The only module that imports httpx.
+
+``make_client`` builds the one ``httpx.AsyncClient`` of a run; ``fetch_page`` turns a ``Target``
+into a ``Fetched`` (or raises a ``FetchError``/``PageSkipped``), handling what servers do:
+redirects checked hop by hop against the scope, a whole-response deadline on top of httpx's
+connect/read timeouts, a size cap applied after decompression, non-HTML skipped before its body
+is read, conditional GET, bounded retries with exponential backoff and jitter, Retry-After.
+Bytes are decoded here (BOM, HTTP header, ``<meta>`` prescan, detection): httpx does not look at
+``<meta charset>`` and selectolax must get ``str``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
+
+import httpx
+from charset_normalizer import from_bytes
+
+from pipeline.config import CrawlSettings
+from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, TooLarge
+from pipeline.models import Fetched, Target, Validators
+from pipeline.politeness import RobotsResponse
+
+__all__ = ["decode_html", "fetch_page", "fetch_robots", "make_client", "parse_retry_after"]
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not httpx's is_redirect: it counts 304
+_MAX_RETRY_AFTER_WAIT = 60.0  # longer Retry-After: give up on the URL now, the host is backed off
+
+Scope = Callable[[str], str | None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def make_client(
+    settings: CrawlSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client of one run: our User-Agent, timeouts, pool sized to the concurrency.
+
+    Args:
+        settings: the crawl settings.
+        transport: another transport (tests pass ``httpx.MockTransport``).
+    """
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    timeout = httpx.Timeout(settings.timeout, connect=settings.timeout)
+    return httpx.AsyncClient(
+        headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5", "Accept-Encoding": "gzip, deflate"},
+        timeout=timeout,
+        limits=limits,
+        follow_redirects=False,  # followed by hand: every hop is checked against the scope
+        trust_env=False,
+        transport=transport,
+    )
+
+
+async def fetch_robots(client: httpx.AsyncClient, url: str, *, settings: CrawlSettings) -> RobotsResponse:
+    """GET a robots.txt (capped at 500 KiB, redirects followed); status 0 when unreachable."""
+    try:
+        async with asyncio.timeout(settings.deadline):
+            response = await client.get(url, follow_redirects=True)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        logger.info("robots.txt %s unreachable: %s", url, exc)
+        return RobotsResponse(status=0)
+    return RobotsResponse(status=response.status_code, body=response.content[:512_000])
+
+
+async def fetch_page(
+    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
+    validators: Validators | None = None, sleep: Sleep = asyncio.sleep,
+) -> Fetched:
+    """Fetch ``target`` with retries for transient failures.
+
+    Args:
+        client: from ``make_client``.
+        target: what to fetch.
+        settings: the crawl settings (timeouts, retries, size cap).
+        scope: returns why a redirect target is out of scope (None when it is in scope) and
+            canonicalizes nothing: redirect URLs are passed absolute.
+        validators: ETag / Last-Modified for a conditional GET.
+        sleep: how to wait between attempts (tests pass a fake).
+
+    Returns:
+        The fetched page, or a ``not_modified`` Fetched on 304.
+
+    Raises:
+        FetchError: FetchTimeout, BadStatus, TooLarge or a connection error, after retries.
+        PageSkipped: not HTML, or a redirect out of scope.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await _fetch_once(client, target, settings=settings, scope=scope, validators=validators)
+        except FetchError as exc:
+            if not exc.transient or attempt >= settings.retries:
+                raise
+            wait = settings.backoff * (2**attempt) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+            retry_after = exc.retry_after if isinstance(exc, BadStatus) else None
+            if retry_after is not None:
+                if retry_after > _MAX_RETRY_AFTER_WAIT:
+                    raise
+                wait = max(wait, retry_after)
+            attempt += 1
+            logger.info("retrying %s in %.1fs (attempt %s): %s", target.url, wait, attempt + 1, exc)
+            await sleep(wait)
+
+
+async def _fetch_once(
+    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
+    validators: Validators | None,
+) -> Fetched:
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(settings.deadline):
+            return await _follow(client, target, settings=settings, scope=scope, validators=validators, started=started)
+    except TimeoutError:
+        raise FetchTimeout(
+            f"no complete response within {settings.deadline:g}s from {target.url}; "
+            "raise crawl.deadline in the config if the site is just slow",
+            url=target.url,
+        ) from None
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(
+            f"timed out after {settings.timeout:g}s fetching {target.url} ({type(exc).__name__}); "
+            "raise crawl.timeout in the config if the site is just slow",
+            url=target.url,
+        ) from exc
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        transient = not isinstance(exc, httpx.UnsupportedProtocol | httpx.DecodingError)
+        raise FetchError(f"fetching {target.url} failed: {type(exc).__name__}: {exc}", url=target.url, transient=transient) from exc
+
+
+async def _follow(
+    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
+    validators: Validators | None, started: float,
+) -> Fetched:
+    url = target.url
+    seen = {url}
+    for _hop in range(settings.max_redirects + 1):
+        headers = _conditional_headers(validators) if url == target.url else {}
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code in _REDIRECTS:
+                url = _next_hop(url, response, seen, scope)
+                continue
+            return await _read(response, target, url, settings=settings, started=started)
+    raise FetchError(f"more than {settings.max_redirects} redirects from {target.url}", url=target.url)
+
+
+def _next_hop(url: str, response: httpx.Response, seen: set[str], scope: Scope) -> str:
+    location = response.headers.get("location")
+    if not location:
+        raise BadStatus(f"redirect without Location from {url}", url=url, status=response.status_code)
+    nxt: str = urljoin(url, location.strip())
+    reason = scope(nxt)
+    if reason is not None:
+        raise PageSkipped("redirect_out_of_scope", url=url, detail=f"to {nxt} ({reason})")
+    if nxt in seen:
+        raise FetchError(f"redirect loop at {url} -> {nxt}", url=url)
+    seen.add(nxt)
+    return nxt
+
+
+def _conditional_headers(validators: Validators | None) -> dict[str, str]:
+    headers = {}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+async def _read(response: httpx.Response, target: Target, url: str, *, settings: CrawlSettings, started: float) -> Fetched:
+    now = datetime.now(UTC)
+    validators = Validators(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
+    if response.status_code == 304:
+        return Fetched(target=target, url=url, status=304, text="", encoding="", fetched_at=now,
+                       validators=validators, elapsed=time.monotonic() - started, not_modified=True)
+    if response.status_code != 200:
+        raise _bad_status(response, url)
+    content_type = response.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and media_type not in HTML_TYPES:
+        raise PageSkipped("not_html", url=url, detail=media_type)
+    body = await _read_capped(response, url, settings.max_bytes)
+    text, encoding = decode_html(body, content_type)
+    return Fetched(target=target, url=url, status=200, text=text, encoding=encoding, fetched_at=now,
+                   content_type=media_type or "text/html", validators=validators, size=len(body),
+                   elapsed=time.monotonic() - started)
+
+
+def _bad_status(response: httpx.Response, url: str) -> BadStatus:
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+    return BadStatus(f"HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
+
+
+async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    """The decompressed body, stopping as soon as it passes ``max_bytes`` (a gzip bomb included)."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
+        raise TooLarge(f"{url} is {declared} bytes, over crawl.max_bytes={max_bytes}", url=url)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"{url} passed crawl.max_bytes={max_bytes} (after decompression)", url=url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
+    """Decode an HTML body: BOM, then the HTTP charset, then ``<meta>`` in the first 4 KiB, then
+    detection; invalid bytes are replaced, never raised.
+
+    Returns:
+        The text and the name of the encoding used.
+    """
+    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if body.startswith(bom):
+            return body[len(bom):].decode(name, errors="replace"), name
+    header = _HEADER_CHARSET.search(content_type)
+    meta = _META_CHARSET.search(body[:4096])
+    for label in (header.group(1) if header else None, meta.group(1).decode("ascii", "replace") if meta else None):
+        codec = _codec_name(label)
+        if codec is not None:
+            return body.decode(codec, errors="replace"), codec
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        best = from_bytes(body[:65536]).best()
+        name = _codec_name(best.encoding if best else None) or "windows-1252"
+        return body.decode(name, errors="replace"), name
+
+
+def _codec_name(label: str | None) -> str | None:
+    """Python's codec for an encoding label; latin-1/ascii mean windows-1252 on the web (WHATWG)."""
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label.strip().lower()).name
+    except LookupError:
+        return None
+    return "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name

@@ -1,0 +1,212 @@
+"""Frontier stage: what to fetch next.
+
+Seeds, canonical URLs, scope rules, depth limits and the persistent queue. Hands on ``Target``s to
+fetch. The queue itself is a ``FrontierQueue`` (SQLite by default, ``pipeline.store``); this module
+holds the policy: one canonical form per URL, only in-scope URLs, each at most once per cycle.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url as _w3lib_canonicalize
+
+from pipeline.config import SiteConfig
+from pipeline.models import ArticlePage, Extracted, Link, ListingPage, Target, Validators
+
+__all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,5})\b")
+
+
+class FrontierQueue(Protocol):
+    """The persistent queue the frontier drives (``pipeline.store.SqliteFrontierQueue``)."""
+
+    def current_cycle(self, site: str) -> tuple[int, bool] | None: ...
+    def begin_cycle(self, site: str, now: datetime) -> int: ...
+    def end_cycle(self, site: str, cycle: int, now: datetime) -> None: ...
+    def enqueue(self, targets: Iterable[tuple[Target, str]], cycle: int) -> int: ...
+    def claim(self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int) -> list[Target]: ...
+    def release_in_flight(self, sites: Sequence[str]) -> int: ...
+    def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
+    def validators(self, url: str) -> Validators: ...
+    def known_links(self, url: str) -> list[Target]: ...
+
+
+def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
+    """The one canonical form of ``url``.
+
+    Lower-case scheme and host, no default port, no fragment, resolved dot segments, normalized
+    percent-encoding, query sorted, tracking parameters (glob patterns) removed.
+
+    Args:
+        url: an absolute URL.
+        strip_params: query parameter names (globs such as ``utm_*``) to drop.
+
+    Returns:
+        The canonical URL.
+    """
+    parts = urlsplit(url.strip())
+    query = parts.query
+    if query and strip_params:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if not any(fnmatch.fnmatchcase(k.lower(), p) for p in strip_params)]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    netloc = parts.netloc
+    if parts.port is not None and _DEFAULT_PORTS.get(parts.scheme.lower()) == parts.port:
+        netloc = netloc.rsplit(":", 1)[0]
+    cleaned = urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
+    return _w3lib_canonicalize(cleaned, keep_fragments=False)
+
+
+def out_of_scope_reason(url: str, site: SiteConfig) -> str | None:
+    """Why ``url`` is outside ``site``'s crawl scope, or None when it is in scope."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "scheme"
+    if (parts.hostname or "").lower() not in site.hosts:
+        return "host"
+    if site.include and not any(re.search(p, url) for p in site.include):
+        return "not_included"
+    if any(re.search(p, url) for p in site.exclude):
+        return "excluded"
+    return None
+
+
+class Frontier:
+    """Canonicalizes and scopes URLs and feeds them through a ``FrontierQueue``."""
+
+    def __init__(
+        self, sites: Sequence[SiteConfig], queue: FrontierQueue, *, strip_params: Sequence[str],
+        max_depth: int,
+    ) -> None:
+        self.sites = {s.name: s for s in sites}
+        self.queue = queue
+        self.strip_params = tuple(strip_params)
+        self.max_depth = max_depth
+        self.cycles: dict[str, int] = {}
+        self.dropped: Counter[str] = Counter()
+
+    def canonical(self, url: str) -> str:
+        """``url`` in canonical form with this crawl's tracking parameters removed."""
+        return canonicalize_url(url, self.strip_params)
+
+    def start(self, now: datetime) -> dict[str, bool]:
+        """Resume each site's unfinished cycle or begin a new one with its start URLs.
+
+        Returns:
+            site name -> True when an interrupted cycle was resumed.
+        """
+        resumed = {}
+        for name, site in self.sites.items():
+            current = self.queue.current_cycle(name)
+            if current is not None and not current[1]:
+                self.cycles[name] = current[0]
+                released = self.queue.release_in_flight([name])
+                logger.info("resuming cycle %s of %s (%s pages back in the queue)", current[0], name, released)
+                resumed[name] = True
+                if self.queue.count([name]) == 0:
+                    self._seed(site, now)  # an empty unfinished cycle: nothing to resume
+                continue
+            self.cycles[name] = self.queue.begin_cycle(name, now)
+            self._seed(site, now)
+            resumed[name] = False
+        return resumed
+
+    def _seed(self, site: SiteConfig, now: datetime) -> None:
+        seeds = [Target(url=self.canonical(u), site=site.name, depth=0) for u in site.start_urls]
+        self.queue.enqueue(((t, self.host(t.url)) for t in seeds), self.cycles[site.name])
+
+    def finish_cycles(self, now: datetime) -> list[str]:
+        """End the cycles whose queue is empty; returns the sites whose pass is complete."""
+        done = []
+        for name, cycle in self.cycles.items():
+            if self.queue.count([name]) == 0 and self.queue.count([name], "in_flight") == 0:
+                self.queue.end_cycle(name, cycle, now)
+                done.append(name)
+        return done
+
+    @staticmethod
+    def host(url: str) -> str:
+        """The host part of ``url``, lower-case."""
+        return (urlsplit(url).hostname or "").lower()
+
+    def add(self, targets: Iterable[Target]) -> int:
+        """Queue targets (already canonical and in scope); returns how many were new."""
+        pairs = [(t, self.host(t.url)) for t in targets]
+        by_site: dict[str, list[tuple[Target, str]]] = {}
+        for pair in pairs:
+            by_site.setdefault(pair[0].site, []).append(pair)
+        return sum(self.queue.enqueue(items, self.cycles[site]) for site, items in by_site.items())
+
+    def links_from(self, parent: Target, page: Extracted) -> list[Target]:
+        """The in-scope targets a page links to: pagination first (carrying its topic), then the rest."""
+        site = self.sites[parent.site]
+        depth = parent.depth + 1
+        found: dict[str, Target] = {}
+        if isinstance(page, ListingPage):
+            self._pagination_targets(parent, page, depth, found)
+        links: Iterable[Link] = page.links
+        if isinstance(page, ListingPage):
+            links = [*(Link(c.url) for c in page.cards), *page.links]
+        for link in links:
+            self._consider(Target(url=link.url, site=site.name, depth=depth), site, found)
+        return list(found.values())
+
+    def _pagination_targets(self, parent: Target, page: ListingPage, depth: int, found: dict[str, Target]) -> None:
+        site = self.sites[parent.site]
+        topic_url = parent.topic_url or parent.url
+        texts = {link.url: link.text.strip() for link in page.links}
+        candidates = ([page.next_url] if page.next_url else []) + list(page.page_urls)
+        for index, url in enumerate(candidates):
+            number = _page_number(url, texts.get(url, ""))
+            if number is None:
+                number = parent.page_no + 1 if index == 0 and page.next_url else 1000 + index
+            target = Target(url=url, site=site.name, depth=depth, topic_url=topic_url, page_no=number)
+            self._consider(target, site, found)
+
+    def _consider(self, target: Target, site: SiteConfig, found: dict[str, Target]) -> None:
+        try:
+            url = self.canonical(target.url)
+        except ValueError:
+            self.dropped["bad_url"] += 1
+            return
+        if url in found:
+            return
+        reason = out_of_scope_reason(url, site)
+        if reason is None and target.depth > self.max_depth:
+            reason = "max_depth"
+        if reason is not None:
+            self.dropped[reason] += 1
+            return
+        found[url] = Target(url=url, site=target.site, depth=target.depth, topic_url=target.topic_url, page_no=target.page_no)
+
+    def canonical_of(self, target: Target, page: ArticlePage) -> str:
+        """The record URL of an article: its ``rel=canonical`` when in scope, else the target's."""
+        if page.canonical_url:
+            try:
+                url = self.canonical(page.canonical_url)
+            except ValueError:
+                return target.url
+            if out_of_scope_reason(url, self.sites[target.site]) is None:
+                return url
+        return target.url
+
+
+def _page_number(url: str, text: str) -> int | None:
+    """The page number a pagination link points to, from its text or its URL."""
+    if text.isdigit():
+        return int(text)
+    match = _PAGE_NO.search(url)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,148 @@
+"""Store stage: the SQLite source of truth for records, the frontier queue and run history.
+
+Hands on: records (``iter_articles``/``iter_topics``, in change order) to the index and export
+stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one connection with:
+
+- ``queue``: ``SqliteFrontierQueue``, the persistent frontier (implements ``FrontierQueue``);
+- ``records``: ``RecordTable``, articles and topics with card/page merge and change tracking;
+- run history and the index watermark (the last change ``seq`` the search index has applied).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pipeline.errors import StoreError
+from pipeline.store.db import SCHEMA_VERSION, connect, transaction
+from pipeline.store.lock import DirectoryLock
+from pipeline.store.queue import SqliteFrontierQueue
+from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
+
+__all__ = [
+    "ARTICLE_FIELDS",
+    "SCHEMA_VERSION",
+    "Change",
+    "DirectoryLock",
+    "RecordTable",
+    "SqliteFrontierQueue",
+    "Store",
+    "merge_article",
+    "record_id",
+    "store_path",
+]
+
+STORE_FILE = "crawldex.sqlite3"
+
+
+def store_path(data_dir: Path) -> Path:
+    """The database file inside a data directory."""
+    return data_dir / STORE_FILE
+
+
+class Store:
+    """The SQLite store of one data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = store_path(data_dir)
+        self._conn = connect(self.path)
+        self.queue = SqliteFrontierQueue(self._conn)
+        self.records = RecordTable(self._conn)
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic transaction."""
+        try:
+            with transaction(self._conn):
+                yield
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+
+    # -- runs --------------------------------------------------------------------------------
+    def start_run(self, sites: Sequence[str], now: datetime) -> int:
+        """Record the start of a run; returns its id."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "INSERT INTO runs (started_at, status, sites) VALUES (?, 'running', ?)",
+                (now.isoformat(), json.dumps(list(sites))),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, report: dict[str, Any], now: datetime) -> None:
+        """Record how a run ended and its report."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, report = ? WHERE id = ?",
+                (now.isoformat(), status, json.dumps(report), run_id),
+            )
+
+    def mark_abandoned_runs(self, now: datetime) -> int:
+        """Runs still 'running' when we hold the lock were killed: mark them interrupted."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                (now.isoformat(),),
+            )
+        return cur.rowcount
+
+    def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The newest runs, newest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [
+            {
+                "id": r["id"], "started_at": r["started_at"], "finished_at": r["finished_at"],
+                "status": r["status"], "sites": json.loads(r["sites"]),
+                "report": json.loads(r["report"]) if r["report"] else None,
+            }
+            for r in rows
+        ]
+
+    # -- index watermark ---------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """A value from the ``meta`` table."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the ``meta`` table."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def max_seq(self) -> int:
+        """The newest change number."""
+        row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        return int(row[0])
+
+    def changes_between(self, after: int, upto: int) -> dict[str, int]:
+        """Counts of new/changed/gone changes with ``after < seq <= upto``, per kind."""
+        out: dict[str, int] = {}
+        for kind, change, n in self._conn.execute(
+            "SELECT kind, change, COUNT(*) FROM changes WHERE seq > ? AND seq <= ? GROUP BY kind, change",
+            (after, upto),
+        ):
+            out[f"{kind}_{change}"] = int(n)
+        return out

@@ -1,0 +1,161 @@
+"""The SQLite connection and schema: the only place that knows the table layout.
+
+The store is the source of truth; the search index and the exports are derived from it. One file,
+WAL mode, ``synchronous=NORMAL``: a crash (even ``kill -9``) loses at most the open transaction,
+and every page's outcome is written in one transaction with the frontier update it causes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One row per crawl invocation (``crawldex crawl``, a scheduled job, the demo).
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,            -- running | finished | paused | interrupted | failed
+    sites       TEXT NOT NULL,            -- JSON list of site names
+    report      TEXT                      -- JSON RunReport
+);
+-- A cycle is one complete pass over a site; runs continue an unfinished cycle (resume).
+CREATE TABLE IF NOT EXISTS cycles (
+    site        TEXT NOT NULL,
+    cycle       INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    PRIMARY KEY (site, cycle)
+);
+-- The frontier and per-page crawl state in one table: a URL is queued once per cycle.
+CREATE TABLE IF NOT EXISTS pages (
+    url           TEXT PRIMARY KEY,       -- canonical
+    site          TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    depth         INTEGER NOT NULL,
+    topic_url     TEXT,
+    page_no       INTEGER NOT NULL DEFAULT 1,
+    priority      INTEGER NOT NULL DEFAULT 0,   -- lower first
+    cycle         INTEGER NOT NULL,
+    state         TEXT NOT NULL,          -- queued | in_flight | done | failed | skipped
+    seq           INTEGER NOT NULL,       -- discovery order, for stable FIFO within a priority
+    kind          TEXT,                   -- listing | article | other (last time fetched)
+    http_status   INTEGER,
+    etag          TEXT,
+    last_modified TEXT,
+    fetched_at    TEXT,
+    links         BLOB,                   -- zlib JSON of followed links, replayed on a 304
+    reason        TEXT                    -- why failed / skipped
+);
+CREATE INDEX IF NOT EXISTS pages_queue ON pages (state, site, priority, seq);
+-- Every change of a record gets a row; ``seq`` orders the change feed and the index sync.
+CREATE TABLE IF NOT EXISTS changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id  TEXT NOT NULL,
+    kind       TEXT NOT NULL,             -- article | topic
+    change     TEXT NOT NULL,             -- new | changed | gone
+    at         TEXT NOT NULL,
+    run_id     INTEGER
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL UNIQUE,
+    site          TEXT NOT NULL,
+    page          TEXT,                   -- JSON: fields from the article page (normalized)
+    card          TEXT,                   -- JSON: fields from the newest listing card
+    listed_in     TEXT NOT NULL DEFAULT '[]',   -- JSON: topic URLs that list it
+    record        TEXT NOT NULL,          -- JSON: the merged record's content fields
+    content_hash  TEXT NOT NULL,
+    status        TEXT NOT NULL,          -- active | gone
+    first_seen_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL,
+    fetched_at    TEXT,
+    seq           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_seq ON articles (seq);
+CREATE TABLE IF NOT EXISTS topics (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL UNIQUE,
+    site          TEXT NOT NULL,
+    name          TEXT,
+    description   TEXT,
+    content_hash  TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL,
+    fetched_at    TEXT,
+    seq           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS topics_seq ON topics (seq);
+CREATE TABLE IF NOT EXISTS topic_pages (
+    page_url     TEXT PRIMARY KEY,
+    topic_url    TEXT NOT NULL,
+    page_no      INTEGER NOT NULL,
+    article_urls TEXT NOT NULL,           -- JSON list, in page order
+    fetched_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS topic_pages_topic ON topic_pages (topic_url, page_no);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the store database at ``path``.
+
+    Raises:
+        StoreError: the file cannot be opened, is not a crawldex store, or is of a newer schema.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"cannot open the store {path}: {exc}; is it a crawldex database? "
+            "Point storage.dir at another folder or move this file away."
+        ) from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or refuse a store written by a newer crawldex."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {path} has schema version {version}, newer than this crawldex "
+            f"understands ({SCHEMA_VERSION}); upgrade crawldex"
+        )
+    if version < SCHEMA_VERSION:
+        # executescript commits first and runs each statement on its own; every statement is
+        # IF NOT EXISTS, so a crash half-way is repaired by the next open.
+        conn.executescript(_SCHEMA)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; nests as a no-op."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

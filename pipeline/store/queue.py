@@ -1,0 +1,185 @@
+"""The persistent frontier queue on SQLite (the ``pages`` table).
+
+A URL is queued at most once per *cycle* (one complete pass over a site), so the table is both
+the queue and the seen-set, and it survives restarts: a run killed at any moment leaves rows
+``in_flight`` that the next run puts back in the queue. ``FrontierQueue`` in ``pipeline.frontier``
+is the protocol this implements; a shared queue (Redis, Postgres) can implement it as well.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+
+from pipeline.models import Target, Validators
+
+_CLAIM_SQL = """
+SELECT url, site, depth, topic_url, page_no FROM pages
+WHERE state = 'queued' AND site IN ({sites}) {not_hosts}
+ORDER BY priority, seq LIMIT ?
+"""
+
+
+class SqliteFrontierQueue:
+    """Frontier queue and per-page crawl state on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM pages").fetchone()
+        self._seq = int(row[0])
+
+    # -- cycles ------------------------------------------------------------------------------
+    def current_cycle(self, site: str) -> tuple[int, bool] | None:
+        """The newest cycle of ``site`` and whether it finished, or None before the first."""
+        row = self._conn.execute(
+            "SELECT cycle, finished_at FROM cycles WHERE site = ? ORDER BY cycle DESC LIMIT 1",
+            (site,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), row[1] is not None)
+
+    def begin_cycle(self, site: str, now: datetime) -> int:
+        """Start a new pass over ``site``; returns its number."""
+        current = self.current_cycle(site)
+        cycle = 1 if current is None else current[0] + 1
+        self._conn.execute(
+            "INSERT INTO cycles (site, cycle, started_at) VALUES (?, ?, ?)",
+            (site, cycle, now.isoformat()),
+        )
+        return cycle
+
+    def end_cycle(self, site: str, cycle: int, now: datetime) -> None:
+        """Mark the pass finished: the next run starts a new one."""
+        self._conn.execute(
+            "UPDATE cycles SET finished_at = ? WHERE site = ? AND cycle = ?",
+            (now.isoformat(), site, cycle),
+        )
+
+    # -- queue -------------------------------------------------------------------------------
+    def enqueue(self, targets: Iterable[tuple[Target, str]], cycle: int) -> int:
+        """Queue ``(target, host)`` pairs not yet queued in ``cycle``; returns how many were new."""
+        before = self._conn.total_changes
+        for target, host in targets:
+            self._seq += 1
+            self._conn.execute(
+                """
+                INSERT INTO pages (url, site, host, depth, topic_url, page_no, priority, cycle,
+                                   state, seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+                ON CONFLICT (url) DO UPDATE SET
+                    cycle = excluded.cycle, state = 'queued', depth = excluded.depth,
+                    topic_url = COALESCE(excluded.topic_url, pages.topic_url),
+                    page_no = excluded.page_no, priority = excluded.priority,
+                    seq = excluded.seq, reason = NULL
+                WHERE pages.cycle < excluded.cycle
+                """,
+                (target.url, target.site, host, target.depth, target.topic_url, target.page_no,
+                 target.depth, cycle, self._seq),
+            )
+        return self._conn.total_changes - before
+
+    def claim(self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int) -> list[Target]:
+        """Take up to ``limit`` queued targets of ``sites`` whose host is not excluded."""
+        not_hosts = ""
+        params: list[object] = list(sites)
+        if exclude_hosts:
+            not_hosts = f"AND host NOT IN ({','.join('?' * len(exclude_hosts))})"
+            params.extend(exclude_hosts)
+        sql = _CLAIM_SQL.format(sites=",".join("?" * len(sites)), not_hosts=not_hosts)
+        rows = self._conn.execute(sql, [*params, limit]).fetchall()
+        targets = [Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows]
+        self._conn.executemany(
+            "UPDATE pages SET state = 'in_flight' WHERE url = ?", [(t.url,) for t in targets]
+        )
+        return targets
+
+    def release_in_flight(self, sites: Sequence[str]) -> int:
+        """Put targets left in flight by an interrupted run back in the queue."""
+        cur = self._conn.execute(
+            f"UPDATE pages SET state = 'queued' WHERE state = 'in_flight' "
+            f"AND site IN ({','.join('?' * len(sites))})",
+            list(sites),
+        )
+        return cur.rowcount
+
+    def count(self, sites: Sequence[str], state: str = "queued") -> int:
+        """How many pages of ``sites`` are in ``state``."""
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM pages WHERE state = ? AND site IN ({','.join('?' * len(sites))})",
+            [state, *sites],
+        ).fetchone()
+        return int(row[0])
+
+    # -- per-page state ----------------------------------------------------------------------
+    def complete(
+        self,
+        url: str,
+        state: str,
+        *,
+        fetched_at: datetime | None = None,
+        http_status: int | None = None,
+        kind: str | None = None,
+        validators: Validators | None = None,
+        links: Sequence[Target] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record the outcome of one page (``done``, ``failed`` or ``skipped``)."""
+        packed = _pack_links(links) if links is not None else None
+        self._conn.execute(
+            """
+            UPDATE pages SET state = ?, reason = ?,
+                fetched_at = COALESCE(?, fetched_at), http_status = COALESCE(?, http_status),
+                kind = COALESCE(?, kind),
+                etag = CASE WHEN ? THEN ? ELSE etag END,
+                last_modified = CASE WHEN ? THEN ? ELSE last_modified END,
+                links = COALESCE(?, links)
+            WHERE url = ?
+            """,
+            (
+                state, reason,
+                fetched_at.isoformat() if fetched_at else None, http_status, kind,
+                validators is not None, validators.etag if validators else None,
+                validators is not None, validators.last_modified if validators else None,
+                packed, url,
+            ),
+        )
+
+    def validators(self, url: str) -> Validators:
+        """The ETag / Last-Modified stored for ``url`` (empty when never fetched)."""
+        row = self._conn.execute(
+            "SELECT etag, last_modified FROM pages WHERE url = ?", (url,)
+        ).fetchone()
+        return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
+
+    def known_links(self, url: str) -> list[Target]:
+        """The links followed from ``url`` last time it was fetched (replayed on a 304)."""
+        row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
+        return [] if row is None or row[0] is None else _unpack_links(row[0])
+
+    def page_kind(self, url: str) -> str | None:
+        """What ``url`` was the last time it was extracted (listing, article, other)."""
+        row = self._conn.execute("SELECT kind FROM pages WHERE url = ?", (url,)).fetchone()
+        return None if row is None else row[0]
+
+    def requests_by_state(self, sites: Sequence[str]) -> dict[str, int]:
+        """Page counts per state for ``sites``."""
+        rows = self._conn.execute(
+            f"SELECT state, COUNT(*) FROM pages WHERE site IN ({','.join('?' * len(sites))}) "
+            "GROUP BY state",
+            list(sites),
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _pack_links(links: Sequence[Target]) -> bytes:
+    """Targets as compact zlib'd JSON."""
+    rows = [[t.url, t.site, t.depth, t.topic_url, t.page_no] for t in links]
+    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
+
+
+def _unpack_links(blob: bytes) -> list[Target]:
+    """Inverse of ``_pack_links``."""
+    rows = json.loads(zlib.decompress(blob))
+    return [Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows]

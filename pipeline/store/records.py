@@ -1,0 +1,258 @@
+"""Article and topic records: idempotent upserts, card/page merge, change tracking.
+
+An article is known from two sources: the cards of the topic pages that list it and its own page.
+Both are kept (``card`` and ``page`` columns) and merged into the record on every write: the article
+page wins where both have a value, except ``summary``, where the card's excerpt (the site's own
+summary) wins over the page's meta description. A write that changes nothing in the merged record
+only moves ``last_seen_at``; a real change gets a row in ``changes`` and a new ``seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pipeline.models import ArticleRecord, CardRecord, TopicPageRecord
+
+Change = Literal["new", "changed", "unchanged", "gone"]
+
+# Content fields of an article record, in contract order (the rest is bookkeeping).
+ARTICLE_FIELDS = (
+    "title", "published_at", "updated_at", "author", "comment_count", "summary", "text",
+    "topics", "language", "word_count",
+)
+_CARD_FIELDS = ("title", "published_at", "comment_count", "summary")
+
+
+def record_id(url: str) -> str:
+    """Stable id of the record at canonical ``url``: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def _hash(content: Mapping[str, Any]) -> str:
+    blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class RecordTable:
+    """Reads and writes article and topic records on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _log_change(self, record_id: str, kind: str, change: str, now: datetime, run_id: int | None) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO changes (record_id, kind, change, at, run_id) VALUES (?, ?, ?, ?, ?)",
+            (record_id, kind, change, now.isoformat(), run_id),
+        )
+        return int(cur.lastrowid or 0)
+
+    # -- articles ----------------------------------------------------------------------------
+    def save_article(self, rec: ArticleRecord, now: datetime, run_id: int | None) -> Change:
+        """Store what an article page says; returns how the merged record changed."""
+        page = {f: getattr(rec, f) for f in ARTICLE_FIELDS}
+        page["topics"] = list(rec.topics)
+        page["sources"] = dict(rec.sources)
+        row = self._article_row(rec.url)
+        card = json.loads(row["card"]) if row and row["card"] else None
+        listed_in = json.loads(row["listed_in"]) if row else []
+        return self._write_article(
+            url=rec.url, site=rec.site, page=page, card=card, listed_in=listed_in,
+            fetched_at=rec.fetched_at, row=row, now=now, run_id=run_id,
+        )
+
+    def save_card(
+        self, site: str, topic_url: str, card: CardRecord, now: datetime, run_id: int | None
+    ) -> Change:
+        """Store what a topic page's card says about an article (``card.url`` is canonical)."""
+        row = self._article_row(card.url)
+        page = json.loads(row["page"]) if row and row["page"] else None
+        listed_in = json.loads(row["listed_in"]) if row else []
+        if topic_url not in listed_in:
+            listed_in.append(topic_url)
+        card_fields = {f: getattr(card, f) for f in _CARD_FIELDS}
+        fetched_at = datetime.fromisoformat(row["fetched_at"]) if row and row["fetched_at"] else None
+        return self._write_article(
+            url=card.url, site=site, page=page, card=card_fields, listed_in=listed_in,
+            fetched_at=fetched_at, row=row, now=now, run_id=run_id,
+        )
+
+    def _article_row(self, url: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(
+            "SELECT * FROM articles WHERE url = ?", (url,)
+        ).fetchone()
+        return row
+
+    def _write_article(
+        self, *, url: str, site: str, page: dict[str, Any] | None, card: dict[str, Any] | None,
+        listed_in: list[str], fetched_at: datetime | None, row: sqlite3.Row | None,
+        now: datetime, run_id: int | None,
+    ) -> Change:
+        merged = merge_article(page, card, self._topic_names(listed_in))
+        content_hash = _hash({**merged, "listed_in": listed_in})
+        rid = record_id(url)
+        fetched = fetched_at.isoformat() if fetched_at else None
+        if row is None:
+            seq = self._log_change(rid, "article", "new", now, run_id)
+            self._conn.execute(
+                """INSERT INTO articles (id, url, site, page, card, listed_in, record, content_hash,
+                   status, first_seen_at, last_seen_at, fetched_at, seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
+                (rid, url, site, _dumps(page) if page else None, _dumps(card) if card else None,
+                 _dumps(listed_in), _dumps(merged), content_hash, now.isoformat(), now.isoformat(),
+                 fetched, seq),
+            )
+            return "new"
+        changed = content_hash != row["content_hash"] or row["status"] != "active"
+        seq = self._log_change(rid, "article", "changed", now, run_id) if changed else row["seq"]
+        self._conn.execute(
+            """UPDATE articles SET page = ?, card = ?, listed_in = ?, record = ?, content_hash = ?,
+               status = 'active', last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
+            (_dumps(page) if page else None, _dumps(card) if card else None, _dumps(listed_in),
+             _dumps(merged), content_hash, now.isoformat(), fetched, seq, url),
+        )
+        return "changed" if changed else "unchanged"
+
+    def touch_article(self, url: str, now: datetime) -> None:
+        """An unchanged article page (304): only ``last_seen_at`` moves."""
+        self._conn.execute("UPDATE articles SET last_seen_at = ? WHERE url = ?", (now.isoformat(), url))
+
+    def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:
+        """The page at ``url`` is gone (404/410): its record is kept with status ``gone``."""
+        for table, kind in (("articles", "article"), ("topics", "topic")):
+            row = self._conn.execute(f"SELECT id, status FROM {table} WHERE url = ?", (url,)).fetchone()
+            if row is None or row["status"] == "gone":
+                continue
+            seq = self._log_change(row["id"], kind, "gone", now, run_id)
+            self._conn.execute(
+                f"UPDATE {table} SET status = 'gone', seq = ?, last_seen_at = ? WHERE url = ?",
+                (seq, now.isoformat(), url),
+            )
+            return "gone"
+        self._conn.execute("DELETE FROM topic_pages WHERE page_url = ?", (url,))
+        return None
+
+    # -- topics ------------------------------------------------------------------------------
+    def save_topic_page(
+        self, rec: TopicPageRecord, card_urls: Sequence[str], now: datetime, run_id: int | None
+    ) -> Change:
+        """Store one page of a topic listing and update its topic record."""
+        self._conn.execute(
+            """INSERT INTO topic_pages (page_url, topic_url, page_no, article_urls, fetched_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT (page_url) DO UPDATE SET topic_url = excluded.topic_url,
+               page_no = excluded.page_no, article_urls = excluded.article_urls,
+               fetched_at = excluded.fetched_at""",
+            (rec.page_url, rec.topic_url, rec.page_no, _dumps(list(card_urls)),
+             rec.fetched_at.isoformat()),
+        )
+        row = self._conn.execute("SELECT * FROM topics WHERE url = ?", (rec.topic_url,)).fetchone()
+        name = rec.name or (row["name"] if row else None)
+        description = rec.description if rec.page_no == 1 else (row["description"] if row else None)
+        content = {"name": name, "description": description, "article_urls": self.topic_article_urls(rec.topic_url)}
+        content_hash = _hash(content)
+        rid = record_id(rec.topic_url)
+        if row is None:
+            seq = self._log_change(rid, "topic", "new", now, run_id)
+            self._conn.execute(
+                """INSERT INTO topics (id, url, site, name, description, content_hash, status,
+                   first_seen_at, last_seen_at, fetched_at, seq)
+                   VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
+                (rid, rec.topic_url, rec.site, name, description, content_hash, now.isoformat(),
+                 now.isoformat(), rec.fetched_at.isoformat(), seq),
+            )
+            return "new"
+        changed = content_hash != row["content_hash"] or row["status"] != "active"
+        seq = self._log_change(rid, "topic", "changed", now, run_id) if changed else row["seq"]
+        self._conn.execute(
+            """UPDATE topics SET name = ?, description = ?, content_hash = ?, status = 'active',
+               last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
+            (name, description, content_hash, now.isoformat(), rec.fetched_at.isoformat(), seq,
+             rec.topic_url),
+        )
+        return "changed" if changed else "unchanged"
+
+    def topic_article_urls(self, topic_url: str) -> list[str]:
+        """Article URLs a topic lists, in page order, each once."""
+        seen: dict[str, None] = {}
+        for (urls,) in self._conn.execute(
+            "SELECT article_urls FROM topic_pages WHERE topic_url = ? ORDER BY page_no, page_url",
+            (topic_url,),
+        ):
+            seen.update(dict.fromkeys(json.loads(urls)))
+        return list(seen)
+
+    def _topic_names(self, topic_urls: Sequence[str]) -> list[str]:
+        names = []
+        for url in topic_urls:
+            row = self._conn.execute("SELECT name FROM topics WHERE url = ?", (url,)).fetchone()
+            if row is not None and row["name"]:
+                names.append(row["name"])
+        return names
+
+    # -- reads -------------------------------------------------------------------------------
+    def iter_articles(self, *, since_seq: int = 0, site: str | None = None) -> Iterator[dict[str, Any]]:
+        """Articles in the export contract's shape, ordered by ``seq`` (change order)."""
+        sql = "SELECT * FROM articles WHERE seq > ?" + (" AND site = ?" if site else "") + " ORDER BY seq"
+        params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
+        for row in self._conn.execute(sql, params):
+            yield self._article_out(row)
+
+    def _article_out(self, row: sqlite3.Row) -> dict[str, Any]:
+        record = json.loads(row["record"])
+        return {
+            "kind": "article", "id": row["id"], "url": row["url"], "site": row["site"],
+            **{f: record.get(f) for f in ARTICLE_FIELDS},
+            "listed_in": self._topic_names(json.loads(row["listed_in"])),
+            "first_seen_at": row["first_seen_at"], "last_seen_at": row["last_seen_at"],
+            "fetched_at": row["fetched_at"], "content_hash": row["content_hash"],
+            "status": row["status"], "seq": row["seq"],
+            "sources": record.get("sources", {}),
+        }
+
+    def iter_topics(self, *, since_seq: int = 0, site: str | None = None) -> Iterator[dict[str, Any]]:
+        """Topics in the export contract's shape, ordered by ``seq``."""
+        sql = "SELECT * FROM topics WHERE seq > ?" + (" AND site = ?" if site else "") + " ORDER BY seq"
+        params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
+        for row in self._conn.execute(sql, params):
+            urls = self.topic_article_urls(row["url"])
+            yield {
+                "kind": "topic", "id": row["id"], "url": row["url"], "site": row["site"],
+                "name": row["name"], "description": row["description"], "article_urls": urls,
+                "article_count": len(urls), "fetched_at": row["fetched_at"],
+                "first_seen_at": row["first_seen_at"], "last_seen_at": row["last_seen_at"],
+                "content_hash": row["content_hash"], "status": row["status"], "seq": row["seq"],
+            }
+
+    def counts(self) -> dict[str, int]:
+        """Records by kind and status."""
+        out: dict[str, int] = {}
+        for table in ("articles", "topics"):
+            for status, n in self._conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status"):
+                out[f"{table}_{status}"] = int(n)
+        return out
+
+
+def merge_article(
+    page: Mapping[str, Any] | None, card: Mapping[str, Any] | None, listed_names: Sequence[str]
+) -> dict[str, Any]:
+    """One article record from its page fields and its newest card (see module docstring)."""
+    page = page or {}
+    card = card or {}
+    merged: dict[str, Any] = {}
+    for name in ARTICLE_FIELDS:
+        page_value, card_value = page.get(name), card.get(name)
+        first, second = (card_value, page_value) if name == "summary" else (page_value, card_value)
+        merged[name] = first if first not in (None, "", []) else second
+    if not merged["topics"]:
+        merged["topics"] = list(dict.fromkeys(listed_names))
+    merged["word_count"] = merged["word_count"] or 0
+    merged["sources"] = dict(page.get("sources") or {})
+    return merged

@@ -1,0 +1,201 @@
+"""Fetch: error mapping, retries, redirects, size caps and decoding, with httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from pipeline.config import CrawlSettings
+from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, TooLarge
+from pipeline.fetch import decode_html, fetch_page, make_client, parse_retry_after
+from pipeline.models import Target, Validators
+
+HTML = b"<html><head><title>t</title></head><body><p>caf\xc3\xa9</p></body></html>"
+TARGET = Target(url="http://site.test/a/", site="s")
+
+
+def run_fetch(handler: Callable[[httpx.Request], httpx.Response], *, settings: CrawlSettings | None = None,
+              scope=lambda url: None, validators: Validators | None = None, target: Target = TARGET):
+    settings = settings or CrawlSettings(retries=2, backoff=0.01)
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def go():
+        async with make_client(settings, transport=httpx.MockTransport(handler)) as client:
+            return await fetch_page(client, target, settings=settings, scope=scope, validators=validators, sleep=fake_sleep)
+
+    return asyncio.run(go()), waits
+
+
+def html_response(body: bytes = HTML, status: int = 200, **headers: str) -> httpx.Response:
+    return httpx.Response(status, content=body, headers={"content-type": "text/html; charset=utf-8", **headers})
+
+
+def test_ok_page_is_decoded_and_carries_validators():
+    fetched, _ = run_fetch(lambda r: html_response(etag='"v1"', **{"last-modified": "Sat, 01 Nov 2025 09:30:00 GMT"}))
+    assert fetched.status == 200
+    assert "café" in fetched.text
+    assert fetched.validators == Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT")
+    assert fetched.size == len(HTML)
+
+
+def test_user_agent_and_conditional_headers_are_sent():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(304)
+
+    fetched, _ = run_fetch(handler, validators=Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT"))
+    assert fetched.not_modified and fetched.text == ""
+    assert seen[0].headers["user-agent"].startswith("crawldex/")
+    assert seen[0].headers["if-none-match"] == '"v1"'
+    assert seen[0].headers["if-modified-since"] == "Sat, 01 Nov 2025 09:30:00 GMT"
+
+
+def test_404_is_permanent_and_not_retried():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return html_response(b"gone", status=404)
+
+    with pytest.raises(BadStatus) as info:
+        run_fetch(handler)
+    assert info.value.status == 404 and not info.value.transient
+    assert len(calls) == 1
+
+
+def test_5xx_is_retried_with_growing_backoff_then_fails():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return html_response(b"oops", status=502)
+
+    settings = CrawlSettings(retries=3, backoff=1.0)
+    with pytest.raises(BadStatus) as info:
+        run_fetch(handler, settings=settings)
+    assert info.value.status == 502 and info.value.transient
+    assert len(calls) == 4
+
+
+def test_5xx_then_success_returns_the_page():
+    responses = [html_response(status=503), html_response(status=500), html_response()]
+    fetched, waits = run_fetch(lambda r: responses.pop(0))
+    assert fetched.status == 200 and len(waits) == 2
+    assert 0.005 <= waits[0] <= 0.015 and 0.01 <= waits[1] <= 0.03  # 0.01 * 2**n * jitter(0.5..1.5)
+
+
+def test_retry_after_seconds_is_waited():
+    responses = [html_response(status=429, **{"retry-after": "7"}), html_response()]
+    fetched, waits = run_fetch(lambda r: responses.pop(0))
+    assert fetched.status == 200 and waits == [7.0]
+
+
+def test_long_retry_after_gives_up_and_reports_it():
+    with pytest.raises(BadStatus) as info:
+        run_fetch(lambda r: html_response(status=503, **{"retry-after": "3600"}))
+    assert info.value.retry_after == 3600.0
+
+
+def test_parse_retry_after_http_date():
+    from datetime import UTC, datetime
+
+    now = datetime(2025, 11, 1, 9, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("Sat, 01 Nov 2025 09:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after(None) is None
+
+
+def test_timeout_maps_to_fetch_timeout_with_a_hint():
+    def handler(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(FetchTimeout, match=r"crawl\.timeout"):
+        run_fetch(handler, settings=CrawlSettings(retries=0))
+
+
+def test_connect_error_is_transient_fetch_error():
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(FetchError) as info:
+        run_fetch(handler, settings=CrawlSettings(retries=1, backoff=0.0))
+    assert info.value.transient and len(calls) == 2
+
+
+def test_non_html_is_skipped():
+    with pytest.raises(PageSkipped) as info:
+        run_fetch(lambda r: httpx.Response(200, content=b"%PDF", headers={"content-type": "application/pdf"}))
+    assert info.value.reason == "not_html"
+
+
+def test_redirect_in_scope_is_followed_and_final_url_reported():
+    def handler(request):
+        if request.url.path == "/a/":
+            return httpx.Response(301, headers={"location": "/b/"})
+        return html_response()
+
+    fetched, _ = run_fetch(handler)
+    assert fetched.url == "http://site.test/b/"
+
+
+def test_redirect_out_of_scope_is_skipped():
+    def handler(request):
+        return httpx.Response(302, headers={"location": "http://elsewhere.test/x"})
+
+    scope = lambda url: None if "site.test" in url else "host"  # noqa: E731
+    with pytest.raises(PageSkipped) as info:
+        run_fetch(handler, scope=scope)
+    assert info.value.reason == "redirect_out_of_scope"
+
+
+def test_redirect_loop_is_detected():
+    def handler(request):
+        nxt = "/b/" if request.url.path == "/a/" else "/a/"
+        return httpx.Response(302, headers={"location": nxt})
+
+    with pytest.raises(FetchError, match="redirect loop"):
+        run_fetch(handler)
+
+
+def test_body_over_max_bytes_is_refused_even_when_gzipped():
+    bomb = gzip.compress(b"<p>" + b"a" * 200_000)
+    def handler(request):
+        return httpx.Response(200, content=bomb, headers={"content-type": "text/html", "content-encoding": "gzip"})
+
+    assert len(bomb) < 10_000
+    with pytest.raises(TooLarge):
+        run_fetch(handler, settings=CrawlSettings(max_bytes=50_000))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected", "encoding"),
+    [
+        (b"\xef\xbb\xbf<p>caf\xc3\xa9</p>", "text/html; charset=iso-8859-1", "<p>café</p>", "utf-8"),  # BOM wins
+        (b"<p>caf\xe9</p>", "text/html; charset=iso-8859-1", "<p>café</p>", "cp1252"),  # header
+        (b'<meta charset="windows-1251"><p>\xcf\xf0\xe8</p>', "text/html", "При", "cp1251"),  # meta prescan
+        (b"<meta http-equiv=Content-Type content='text/html; charset=koi8-r'><p>\xf0\xd2\xc9</p>", "", "При", "koi8-r"),
+        (b"<p>caf\xc3\xa9</p>", "text/html", "<p>café</p>", "utf-8"),  # undeclared utf-8
+        (b'<meta charset="no-such-codec"><p>ok</p>', "text/html; charset=bogus", "<p>ok</p>", "utf-8"),
+    ],
+)
+def test_decode_html_order(body, content_type, expected, encoding):
+    text, used = decode_html(body, content_type)
+    assert expected in text
+    assert used == encoding
+
+
+def test_decode_html_never_raises_on_invalid_bytes():
+    text, _ = decode_html(b"<p>\xff\xfe\xfa broken \xc3</p>", "text/html; charset=utf-8")
+    assert "broken" in text

@@ -1,0 +1,99 @@
+"""Frontier: canonical URLs, scope, pagination metadata, per-cycle dedupe and resume."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.config import DEFAULT_STRIP_PARAMS, SiteConfig
+from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason
+from pipeline.models import Card, Link, ListingPage, Target
+from pipeline.store import Store
+
+T0 = datetime(2025, 11, 20, tzinfo=UTC)
+SITE = SiteConfig(name="s", start_urls=["http://site.test/"], exclude=[r"/wp-admin/"])
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTP://Site.TEST:80/a/../b/?z=1&a=2#frag", "http://site.test/b/?a=2&z=1"),
+        ("https://site.test:443", "https://site.test/"),
+        ("http://site.test:8080/x", "http://site.test:8080/x"),
+        ("http://site.test/p/?utm_source=sidebar&utm_medium=widget", "http://site.test/p/"),
+        ("http://site.test/p/?id=3&fbclid=abc&gclid=1", "http://site.test/p/?id=3"),
+        ("http://site.test/caf%c3%a9/", "http://site.test/caf%C3%A9/"),
+    ],
+)
+def test_canonicalize(url, expected):
+    assert canonicalize_url(url, DEFAULT_STRIP_PARAMS) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://site.test/a/", None),
+        ("https://site.test/a/", None),
+        ("ftp://site.test/a", "scheme"),
+        ("http://other.test/a", "host"),
+        ("http://site.test/wp-admin/x", "excluded"),
+    ],
+)
+def test_scope(url, reason):
+    assert out_of_scope_reason(url, SITE) == reason
+
+
+def test_include_rules_limit_scope():
+    site = SiteConfig(name="s", start_urls=["http://site.test/"], include=[r"/topics/", r"/20\d\d/"])
+    assert out_of_scope_reason("http://site.test/topics/x/", site) is None
+    assert out_of_scope_reason("http://site.test/about/", site) == "not_included"
+
+
+@pytest.fixture
+def frontier(tmp_path):
+    with Store(tmp_path) as store:
+        f = Frontier([SITE], store.queue, strip_params=DEFAULT_STRIP_PARAMS, max_depth=3)
+        with store.transaction():
+            f.start(T0)
+        yield f
+
+
+def test_links_from_a_listing_carry_topic_and_page_numbers(frontier):
+    parent = Target(url="http://site.test/topics/x/", site="s", depth=1)
+    page = ListingPage(
+        url=parent.url, name="X", description=None,
+        cards=(Card(url="http://site.test/2025/11/a/?utm_source=x"),),
+        next_url="http://site.test/topics/x/page/2/",
+        page_urls=("http://site.test/topics/x/page/2/", "http://site.test/topics/x/page/3/"),
+        links=(Link("http://site.test/topics/x/page/3/", "3"), Link("http://other.test/"), Link("mailto:x@y")),
+    )
+    targets = {t.url: t for t in frontier.links_from(parent, page)}
+    assert targets["http://site.test/topics/x/page/2/"].page_no == 2
+    assert targets["http://site.test/topics/x/page/3/"].page_no == 3
+    assert targets["http://site.test/topics/x/page/3/"].topic_url == parent.url
+    assert targets["http://site.test/2025/11/a/"].depth == 2
+    assert "http://other.test/" not in targets
+    assert frontier.dropped["host"] == 1 and frontier.dropped["scheme"] == 1
+
+
+def test_depth_limit_drops_deep_links(frontier):
+    parent = Target(url="http://site.test/deep/", site="s", depth=3)
+    page = ListingPage(url=parent.url, name=None, description=None, cards=(), links=(Link("http://site.test/deeper/"),))
+    assert frontier.links_from(parent, page) == []
+    assert frontier.dropped["max_depth"] == 1
+
+
+def test_start_resumes_an_unfinished_cycle(tmp_path):
+    with Store(tmp_path) as store:
+        first = Frontier([SITE], store.queue, strip_params=(), max_depth=3)
+        with store.transaction():
+            assert first.start(T0) == {"s": False}
+            first.add([Target(url="http://site.test/a/", site="s", depth=1)])
+        store.queue.claim(["s"], (), 10)  # both in flight when the "crash" happens
+    with Store(tmp_path) as store:
+        again = Frontier([SITE], store.queue, strip_params=(), max_depth=3)
+        with store.transaction():
+            assert again.start(T0) == {"s": True}
+        assert store.queue.count(["s"]) == 2
+        assert again.cycles == first.cycles

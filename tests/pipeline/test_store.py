@@ -1,0 +1,163 @@
+"""Store: card/page merge, idempotent upserts, change tracking, gone records, topic pages, resume."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.errors import StoreError
+from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
+from pipeline.store import DirectoryLock, Store, record_id
+
+T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
+URL = "http://site.test/2025/11/valproic-acid/"
+TOPIC = "http://site.test/topics/immunomodulation/"
+
+
+def article(**changes) -> ArticleRecord:
+    fields = {
+        "site": "s", "url": URL, "title": "Valproic Acid and the Immune System",
+        "published_at": "2025-11-01T09:30:00+00:00", "updated_at": None, "author": "Jane Doe",
+        "comment_count": 9, "summary": "Meta description.", "text": "Para one.\n\nPara two.",
+        "topics": ("Immunomodulation",), "language": "en", "word_count": 4, "content_hash": "x",
+        "fetched_at": T0,
+    }
+    fields.update(changes)
+    return ArticleRecord(**fields)
+
+
+def card(**changes) -> CardRecord:
+    fields = {"url": URL, "title": "Valproic Acid and the Immune System", "published_at": "2025-11-01",
+              "comment_count": 8, "summary": "Card excerpt."}
+    fields.update(changes)
+    return CardRecord(**fields)
+
+
+def topic_page(page_no: int = 1, page_url: str = TOPIC, urls=(URL,)) -> TopicPageRecord:
+    return TopicPageRecord(
+        site="s", topic_url=TOPIC, page_url=page_url, page_no=page_no, name="Immunomodulation",
+        description="About immunomodulation." if page_no == 1 else None,
+        cards=tuple(card(url=u) for u in urls), fetched_at=T0,
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path) as s:
+        yield s
+
+
+def save_listing(store: Store, page: TopicPageRecord, now=T0):
+    with store.transaction():
+        store.records.save_topic_page(page, [c.url for c in page.cards], now, 1)
+        return [store.records.save_card("s", page.topic_url, c, now, 1) for c in page.cards]
+
+
+def test_article_page_wins_over_card_except_summary(store):
+    assert save_listing(store, topic_page()) == ["new"]
+    with store.transaction():
+        assert store.records.save_article(article(), T0, 1) == "changed"
+    (rec,) = store.records.iter_articles()
+    assert rec["id"] == record_id(URL)
+    assert rec["published_at"] == "2025-11-01T09:30:00+00:00"  # page's timestamp beats the card's day
+    assert rec["comment_count"] == 9  # page wins
+    assert rec["summary"] == "Card excerpt."  # the site's own excerpt wins over the meta description
+    assert rec["listed_in"] == ["Immunomodulation"]
+    assert rec["topics"] == ["Immunomodulation"]
+
+
+def test_card_only_article_gets_topics_from_its_listing(store):
+    save_listing(store, topic_page())
+    (rec,) = store.records.iter_articles()
+    assert rec["fetched_at"] is None
+    assert rec["topics"] == ["Immunomodulation"]
+    assert rec["comment_count"] == 8
+
+
+def test_same_data_twice_is_unchanged_and_only_moves_last_seen(store):
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+    seq = store.max_seq()
+    later = T0 + timedelta(hours=6)
+    with store.transaction():
+        assert store.records.save_article(article(fetched_at=later), later, 2) == "unchanged"
+    assert store.max_seq() == seq
+    (rec,) = store.records.iter_articles()
+    assert rec["last_seen_at"] == later.isoformat()
+    assert rec["first_seen_at"] == T0.isoformat()
+
+
+def test_a_change_gets_a_new_seq_and_hash(store):
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+    (before,) = store.records.iter_articles()
+    with store.transaction():
+        assert store.records.save_article(article(comment_count=10), T0, 2) == "changed"
+    (after,) = store.records.iter_articles()
+    assert after["seq"] > before["seq"]
+    assert after["content_hash"] != before["content_hash"]
+    assert list(store.records.iter_articles(since_seq=before["seq"])) == [after]
+
+
+def test_gone_keeps_the_record_and_a_refetch_revives_it(store):
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+        assert store.records.mark_gone(URL, T0, 1) == "gone"
+        assert store.records.mark_gone(URL, T0, 1) is None  # already gone: no new change
+    (rec,) = store.records.iter_articles()
+    assert rec["status"] == "gone" and rec["title"]
+    with store.transaction():
+        assert store.records.save_article(article(), T0, 2) == "changed"
+    assert next(store.records.iter_articles())["status"] == "active"
+    assert store.changes_between(0, store.max_seq()) == {"article_new": 1, "article_gone": 1, "article_changed": 1}
+
+
+def test_topic_article_urls_follow_page_order_across_pages(store):
+    second = "http://site.test/2025/10/older/"
+    save_listing(store, topic_page(2, TOPIC + "page/2/", urls=(second, URL)))
+    save_listing(store, topic_page(1, TOPIC, urls=(URL,)))
+    (topic,) = store.records.iter_topics()
+    assert topic["article_urls"] == [URL, second]
+    assert topic["article_count"] == 2
+    assert topic["description"] == "About immunomodulation."  # page 2 (no description) does not erase it
+
+
+def test_queue_dedupes_within_a_cycle_and_requeues_in_the_next(store):
+    q = store.queue
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        assert q.enqueue([(Target(url=URL, site="s"), "site.test")] * 2, cycle) == 1
+        (claimed,) = q.claim(["s"], (), 5)
+        q.complete(claimed.url, "done")
+        assert q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle) == 0
+        q.end_cycle("s", cycle, T0)
+        nxt = q.begin_cycle("s", T0)
+        assert nxt == cycle + 1
+        assert q.enqueue([(Target(url=URL, site="s"), "site.test")], nxt) == 1
+
+
+def test_claim_skips_busy_hosts_and_in_flight_rows_are_released(store):
+    q = store.queue
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url="http://a.test/", site="s"), "a.test"), (Target(url="http://b.test/", site="s"), "b.test")], cycle)
+    (only_b,) = q.claim(["s"], {"a.test"}, 5)
+    assert only_b.url == "http://b.test/"
+    assert q.count(["s"], "in_flight") == 1
+    assert q.release_in_flight(["s"]) == 1
+    assert q.count(["s"]) == 2
+
+
+def test_directory_lock_refuses_a_second_holder(tmp_path):
+    with DirectoryLock(tmp_path, "crawl"):
+        with pytest.raises(StoreError, match="already crawling"):
+            DirectoryLock(tmp_path, "crawl").acquire()
+    with DirectoryLock(tmp_path, "crawl"):  # released: can be taken again
+        pass
+
+
+def test_not_a_database_is_a_clear_store_error(tmp_path):
+    (tmp_path / "crawldex.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="crawldex database"):
+        Store(tmp_path)
