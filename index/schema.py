@@ -1,0 +1,269 @@
+"""Index stage, part 1: what an article record becomes in the whoosh index.
+
+Defines the whoosh schema (one document per article), the schema version stamped beside every
+index, the conversion of an export-contract record dict into a whoosh document, and opening an
+existing index with the version check. ``writer.py`` and ``search.py`` build on this; nothing
+outside ``index/`` sees a whoosh object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from time import sleep
+from typing import Any, TypeVar
+
+from whoosh import columns, fields, index
+from whoosh.analysis import (
+    CharsetFilter,
+    IDTokenizer,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+)
+from whoosh.support.charset import accent_map
+
+from pipeline.errors import SearchIndexError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Bump when a field, analyzer or boost changes; an index of another version must be rebuilt.
+SCHEMA_VERSION = 1
+#: File written inside the index directory, next to whoosh's own files.
+VERSION_FILE = "crawldex-index.json"
+#: Seconds a reader waits before its one retry (a rebuild's swap takes two renames).
+RETRY_DELAY = 0.05
+#: Fields searched by free text (no ``field:``); ``title`` weighs most through its field boost.
+DEFAULT_FIELDS = ("title", "summary", "text", "topics", "author")
+#: Text fields analyzed with ``ENGLISH``: the only ones where phrases and stemming apply.
+STEMMED_FIELDS = ("title", "summary", "text")
+#: Sort-column value of a missing date or comment count: whoosh's own default is the largest
+#: value, which would put undated articles first when sorting newest first. Column values are
+#: offset to be unsigned, so 0 is below any real value (``datetime.min``, -2**31 comments).
+_MISSING_LOWEST = 0
+
+
+def english_analyzer() -> Any:
+    """Return the analyzer of English text fields: words, lowercase, accents folded, stemmed.
+
+    This is whoosh's ``StemmingAnalyzer`` with a ``CharsetFilter(accent_map)`` placed *before* the
+    stemmer rather than appended after it: stemming an accented word and folding afterwards
+    gives "résumés" -> "resume" but "resumes" -> "resum", so the two would not find each other.
+    """
+    return (
+        RegexTokenizer()
+        | LowercaseFilter()
+        | CharsetFilter(accent_map)
+        | StopFilter()
+        | StemFilter()
+    )
+
+
+def name_analyzer() -> Any:
+    """Return the analyzer for names: words, lowercase, accents folded, no stemming."""
+    return RegexTokenizer() | LowercaseFilter() | CharsetFilter(accent_map)
+
+
+def build_schema() -> Any:
+    """Return a fresh whoosh ``Schema`` for article documents (version ``SCHEMA_VERSION``)."""
+    return fields.Schema(
+        id=fields.ID(stored=True, unique=True, sortable=True),
+        url=fields.ID(stored=True),
+        title=fields.TEXT(analyzer=english_analyzer(), field_boost=3.0, stored=True),
+        summary=fields.TEXT(analyzer=english_analyzer(), field_boost=1.5, stored=True),
+        # Storing the full text roughly doubles the index size, but whoosh can only highlight
+        # (build snippets from) stored text; re-reading the store per hit would be slower.
+        text=fields.TEXT(analyzer=english_analyzer(), stored=True),
+        topics=fields.KEYWORD(commas=True, lowercase=True, scorable=True, stored=True),
+        author=fields.TEXT(analyzer=name_analyzer(), stored=True),
+        site=fields.ID(stored=True, analyzer=_lowercase_id_analyzer()),
+        published=fields.DATETIME(
+            stored=True, sortable=columns.NumericColumn("Q", default=_MISSING_LOWEST)
+        ),
+        published_at=fields.STORED(),
+        comments=fields.NUMERIC(
+            int, bits=32, stored=True, sortable=columns.NumericColumn("I", default=_MISSING_LOWEST)
+        ),
+        first_seen=fields.DATETIME(sortable=columns.NumericColumn("Q", default=_MISSING_LOWEST)),
+        status=fields.ID(),
+    )
+
+
+def _lowercase_id_analyzer() -> Any:
+    """Return the analyzer of case-insensitive ID fields (site names)."""
+    return IDTokenizer() | LowercaseFilter()
+
+
+def to_index_datetime(value: str | date | datetime) -> datetime:
+    """Turn an ISO date or timestamp into the naive UTC datetime whoosh stores.
+
+    Date-only values become midnight UTC; naive timestamps are taken as UTC. whoosh's
+    ``DATETIME`` drops tzinfo without converting, so aware values are converted first.
+
+    Args:
+        value: ``"2025-11-01"``, ``"2025-11-01T09:30:00+00:00"``, a ``date`` or a ``datetime``.
+
+    Returns:
+        A naive datetime in UTC.
+
+    Raises:
+        ValueError: the string is not ISO 8601.
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def date_span(value: str) -> tuple[datetime, datetime]:
+    """Return the UTC span [start, end) named by ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or a time.
+
+    Raises:
+        ValueError: ``value`` is none of those.
+    """
+    parts = value.split("-")
+    if len(parts) == 1 and value.isdigit() and len(value) == 4:
+        return datetime(int(value), 1, 1), datetime(int(value) + 1, 1, 1)
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        year, month = int(parts[0]), int(parts[1])
+        return datetime(year, month, 1), datetime(year + month // 12, month % 12 + 1, 1)
+    if len(value) == 10:
+        day = datetime.combine(date.fromisoformat(value), time.min)
+        return day, day + timedelta(days=1)
+    moment = to_index_datetime(value)
+    return moment, moment + timedelta(microseconds=1)
+
+
+def is_indexable(record: Mapping[str, Any]) -> bool:
+    """Return True when ``record`` belongs in the index: an article whose status is not gone."""
+    return record.get("kind", "article") == "article" and record.get("status") != "gone"
+
+
+def record_to_document(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Map an export-contract record to whoosh field values, leaving out null fields.
+
+    Args:
+        record: an article record dict (``id``, ``url``, ``title``, ``published_at``, ...).
+
+    Returns:
+        Keyword arguments for ``writer.update_document``.
+    """
+    doc: dict[str, Any] = {"id": str(record["id"]), "url": str(record.get("url") or "")}
+    for name in ("title", "summary", "text", "author"):
+        if record.get(name):
+            doc[name] = str(record[name])
+    if record.get("site"):
+        doc["site"] = str(record["site"])
+    topics = [str(t).strip() for t in record.get("topics") or () if str(t).strip()]
+    if topics:
+        doc["topics"] = ",".join(topics)
+    if record.get("comment_count") is not None:
+        doc["comments"] = int(record["comment_count"])
+    doc["status"] = str(record.get("status") or "active")
+    published = _record_date(record, "published_at")
+    if published is not None:
+        doc["published"] = published
+        doc["published_at"] = str(record["published_at"])
+    first_seen = _record_date(record, "first_seen_at")
+    if first_seen is not None:
+        doc["first_seen"] = first_seen
+    return doc
+
+
+def _record_date(record: Mapping[str, Any], key: str) -> datetime | None:
+    """Parse ``record[key]``; a malformed date is logged and left out, not fatal to a reindex."""
+    raw = record.get(key)
+    if not raw:
+        return None
+    try:
+        return to_index_datetime(raw)
+    except (TypeError, ValueError):
+        logger.warning("record %s: %s=%r is not an ISO date; not indexed", record["id"], key, raw)
+        return None
+
+
+def write_version(path: Path) -> None:
+    """Stamp ``SCHEMA_VERSION`` into ``path`` (an index directory)."""
+    (path / VERSION_FILE).write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION}) + "\n", encoding="utf-8"
+    )
+
+
+def check_version(path: Path) -> None:
+    """Raise SearchIndexError unless the index in ``path`` has schema ``SCHEMA_VERSION``."""
+    stamp = path / VERSION_FILE
+    try:
+        found = json.loads(stamp.read_text(encoding="utf-8")).get("schema_version")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != SCHEMA_VERSION:
+        shown = "unknown" if found is None else found
+        raise SearchIndexError(
+            f"the search index in {path} has schema version {shown}, this crawldex "
+            f"needs version {SCHEMA_VERSION}; run `crawldex reindex` to rebuild it from the store"
+        )
+
+
+def open_existing(path: Path) -> Any | None:
+    """Open the whoosh index in ``path`` after checking its schema version.
+
+    whoosh errors are left to the caller, which knows whether to retry or how to explain them.
+
+    Args:
+        path: the index directory.
+
+    Returns:
+        The whoosh ``FileIndex``, or None when ``path`` holds no index yet (missing or empty).
+
+    Raises:
+        SearchIndexError: the index has another schema version.
+    """
+    if not path.is_dir() or not index.exists_in(str(path)):
+        return None
+    check_version(path)
+    return index.open_dir(str(path))
+
+
+def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:
+    """Run ``read(searcher)`` on the index in ``path``; return ``empty`` when there is none.
+
+    A rebuild swaps index directories with two renames, so a reader can find the directory
+    missing or its files gone; it tries once more after ``RETRY_DELAY`` seconds.
+
+    Args:
+        path: the index directory.
+        read: called with an open whoosh ``Searcher``; its result is returned.
+        empty: the result for an index that does not exist yet.
+
+    Returns:
+        What ``read`` returned, or ``empty``.
+
+    Raises:
+        SearchIndexError: the index has another schema version or cannot be read twice in a row.
+    """
+    for attempt in (0, 1):
+        if attempt:
+            sleep(RETRY_DELAY)
+        try:
+            ix = open_existing(path)
+            if ix is None:
+                continue
+            with ix.searcher() as searcher:
+                return read(searcher)
+        except (OSError, index.IndexError) as exc:
+            if attempt:
+                raise SearchIndexError(
+                    f"cannot read the search index in {path}: {exc}; run the command again, and "
+                    "run `crawldex reindex` if this keeps happening"
+                ) from exc
+            logger.debug("reading %s failed (%s); retrying once", path, exc)
+    return empty

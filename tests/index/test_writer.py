@@ -1,0 +1,257 @@
+"""Writing the index: upserts, deletes, batches, rebuild swaps, locks and schema versions."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from whoosh import index as whoosh_index
+
+import index.schema
+from index import (
+    SCHEMA_VERSION,
+    IndexInfo,
+    apply_changes,
+    clear_stale_lock,
+    doc_count,
+    indexed_ids,
+    open_or_create,
+    rebuild,
+    search,
+)
+from index.schema import VERSION_FILE
+from index.writer import LOCK_FILE
+from pipeline.errors import SearchIndexError
+
+INDEXED = {f"a{n:03d}" for n in [*range(1, 14), 15, 16, *range(17, 41)]}
+
+
+def _ids(path: Path, query: str) -> set[str]:
+    return {hit.id for hit in search(path, query, limit=100).hits}
+
+
+def test_open_or_create_creates_then_opens(tmp_path: Path):
+    path = tmp_path / "data" / "index"
+    assert open_or_create(path) == IndexInfo(path, SCHEMA_VERSION, 0, created=True)
+    stamp = json.loads((path / VERSION_FILE).read_text(encoding="utf-8"))
+    assert stamp == {"schema_version": SCHEMA_VERSION}
+    assert open_or_create(path).created is False
+
+
+def test_apply_changes_indexes_articles_only(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    stats = apply_changes(path, articles)
+    assert (stats.added, stats.updated, stats.deleted) == (39, 0, 0)
+    assert stats.seconds > 0
+    assert doc_count(path) == 39
+    assert indexed_ids(path) == INDEXED  # a014 is gone, a041 is a topic page
+
+
+def test_reapplying_the_same_records_updates_in_place(
+    tmp_path: Path, articles: list[dict[str, Any]]
+):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    stats = apply_changes(path, articles)
+    assert (stats.added, stats.updated, stats.deleted) == (0, 39, 0)
+    assert doc_count(path) == 39
+
+
+def test_changed_title_replaces_old_words(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    assert _ids(path, "title:measles") == {"a008"}
+    changed = {**articles[7], "title": "Rubella vaccination in schools"}
+    stats = apply_changes(path, [changed])
+    assert (stats.added, stats.updated) == (0, 1)
+    assert _ids(path, "title:measles") == set()
+    assert _ids(path, "title:rubella") == {"a008"}
+    assert doc_count(path) == 39
+
+
+def test_gone_records_and_deletes_leave_the_index(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    gone = {**articles[0], "status": "gone"}
+    stats = apply_changes(path, [gone], ["a002", "a002", "nope"])
+    assert (stats.added, stats.updated, stats.deleted) == (0, 0, 2)
+    assert _ids(path, "valproate") == set()
+    assert indexed_ids(path) == INDEXED - {"a001", "a002"}
+
+
+def test_one_commit_per_batch(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    open_or_create(path)
+    before = whoosh_index.open_dir(str(path)).latest_generation()
+    apply_changes(path, articles, ["a001", "a002", "a003"], batch_size=10)
+    after = whoosh_index.open_dir(str(path)).latest_generation()
+    assert after - before == 5 + 1  # 41 records in batches of 10, then one batch of deletes
+    assert doc_count(path) == 36
+
+
+def test_duplicate_ids_in_one_batch_last_wins(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    first, second = articles[0], {**articles[0], "title": "Second version"}
+    stats = apply_changes(path, [first, second])
+    assert (stats.added, stats.updated, doc_count(path)) == (1, 0, 1)
+    assert _ids(path, "title:second") == {"a001"}
+
+
+def test_readers_see_a_missing_index_as_empty(tmp_path: Path):
+    assert doc_count(tmp_path / "missing") == 0
+    assert indexed_ids(tmp_path / "missing") == set()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_other_schema_version_asks_for_reindex(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles[:3])
+    (path / VERSION_FILE).write_text('{"schema_version": 0}\n', encoding="utf-8")
+    for call in (
+        lambda: apply_changes(path, articles[:1]),
+        lambda: doc_count(path),
+        lambda: open_or_create(path),
+    ):
+        with pytest.raises(SearchIndexError, match=r"version 0.*run `crawldex reindex`"):
+            call()
+    rebuild(path, articles)  # the remedy
+    assert doc_count(path) == 39
+
+
+@pytest.fixture
+def held_lock(tmp_path: Path, articles: list[dict[str, Any]]) -> Iterator[Path]:
+    """An index whose write lock is held by an open whoosh writer in this process."""
+    path = tmp_path / "index"
+    apply_changes(path, articles[:3])
+    writer = whoosh_index.open_dir(str(path)).writer()
+    try:
+        yield path
+    finally:
+        writer.cancel()
+
+
+def test_second_writer_gets_search_index_error(held_lock: Path, articles: list[dict[str, Any]]):
+    with pytest.raises(SearchIndexError, match="another crawldex process is writing") as caught:
+        apply_changes(held_lock, articles[3:4])
+    assert isinstance(caught.value.__cause__, whoosh_index.LockError)
+    with pytest.raises(SearchIndexError, match="wait for it to finish"):
+        rebuild(held_lock, articles)
+    with pytest.raises(SearchIndexError, match="another crawldex process"):
+        clear_stale_lock(held_lock)
+    assert _ids(held_lock, "valproate") == {"a001", "a002"}  # readers are not blocked
+
+
+def test_lock_of_a_killed_process_frees_itself(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles[:3])
+    script = (
+        "import os, signal, sys\n"
+        "from whoosh import index\n"
+        "writer = index.open_dir(sys.argv[1]).writer()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert (path / LOCK_FILE).exists()  # the file is left behind ...
+    assert clear_stale_lock(path) is True  # ... but not held
+    assert (path / LOCK_FILE).exists()  # and deliberately not deleted
+    assert apply_changes(path, articles[3:5]).added == 2
+
+
+def test_clear_stale_lock_without_lock_file(tmp_path: Path):
+    assert clear_stale_lock(tmp_path) is False
+
+
+def test_rebuild_swaps_in_a_new_index(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    articles[7]["title"] = "Rubella vaccination in schools"
+    articles[0]["status"] = "gone"
+    stats = rebuild(path, articles, batch_size=8)
+    assert (stats.added, stats.updated, stats.deleted) == (38, 0, 0)
+    assert indexed_ids(path) == INDEXED - {"a001"}
+    assert _ids(path, "title:rubella") == {"a008"}
+    assert _ids(path, "title:measles") == set()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # no temp or old dirs left
+
+
+def test_rebuild_creates_a_missing_index(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "new" / "index"
+    assert rebuild(path, articles).added == 39
+    assert _ids(path, "sjogren") == {"a004", "a016"}
+
+
+def test_failed_rebuild_leaves_the_live_index(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+
+    def broken() -> Iterator[dict[str, Any]]:
+        yield from articles[:5]
+        raise RuntimeError("store went away")
+
+    with pytest.raises(RuntimeError, match="store went away"):
+        rebuild(path, broken(), batch_size=2)
+    assert doc_count(path) == 39
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert apply_changes(path, articles[:1]).updated == 1  # the lock was released
+
+
+def test_search_during_the_swap_retries_once(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    away = tmp_path / ".index.old"
+    path.rename(away)  # caught between rebuild's two renames: no index directory at all
+    monkeypatch.setattr(index.schema, "sleep", lambda _seconds: away.rename(path))
+    assert search(path, "valproate").total == 2
+
+
+def test_search_gives_up_after_the_retry(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "index"
+    apply_changes(path, articles[:3])
+
+    def vanished(_path: Path) -> Any:
+        raise FileNotFoundError("segment file vanished")
+
+    monkeypatch.setattr(index.schema, "open_existing", vanished)
+    monkeypatch.setattr(index.schema, "sleep", lambda _seconds: None)
+    with pytest.raises(SearchIndexError, match="segment file vanished"):
+        search(path, "valproate")
+
+
+def test_searches_keep_working_while_rebuilding(tmp_path: Path, articles: list[dict[str, Any]]):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    totals: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep_searching() -> None:
+        while not stop.is_set():
+            try:
+                totals.append(search(path, "*").total)
+            except BaseException as exc:  # noqa: BLE001  # collected and asserted below
+                errors.append(exc)
+
+    reader = threading.Thread(target=keep_searching)
+    reader.start()
+    try:
+        for _ in range(3):
+            rebuild(path, articles)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert totals
+    assert set(totals) == {39}
+    assert search(path, "*").total == 39  # right after the rebuild, the same documents
