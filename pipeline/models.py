@@ -115,8 +115,9 @@ class TopicRef:
 class ArticlePage:
     """An article page, each field as the page states it (None when it states none).
 
-    ``sources`` maps a field name to where its value came from (``jsonld``, ``microdata``,
-    ``meta``, ``selector``, ``time``, ``text``), for ``crawldex extract`` and debugging.
+    ``sources`` maps a field name to where its value came from (``selector``, ``jsonld``,
+    ``microdata``, ``microformats``, ``meta``, ``markup``, ``time``, ``text``, ``title_tag``),
+    for ``crawldex extract`` and debugging.
     """
 
     url: str

@@ -1,0 +1,306 @@
+"""Extract stage helpers: the parsed document, safe selection, page text and URLs.
+
+selectolax's ``.text()`` includes the content of ``<script>``/``<style>`` and knows nothing of
+paragraphs, so page text is read here by one iterative walk (no recursion: absurdly nested
+pages must not overflow the stack) that skips non-text elements and splits at block elements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+
+from pipeline.extract.selectors import BLOCK_TAGS, SKIP_TAGS
+from pipeline.models import Link
+
+__all__ = [
+    "Document",
+    "ancestor_ids",
+    "attr",
+    "block_text",
+    "classes",
+    "inline_text",
+    "is_inside",
+    "parse_document",
+    "select",
+    "select_first",
+    "select_ids",
+]
+
+MAX_DEPTH = 1000
+"""Deepest element nesting parsed; lexbor's parse time grows with depth x elements."""
+_DEPTH_CHECK = 2 * MAX_DEPTH  # cheap first check: unclosed-tag surplus below this is harmless
+_SMALL_PAGE = 4000  # tags: below this even the deepest nesting parses in milliseconds
+_OPEN_RUN = re.compile(r"(?:<[A-Za-z][^<>]*>[^<]*){512}")  # many opening tags in a row
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
+# Void elements and those the parser closes by itself: they never make a real tree deep.
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr", "p", "li", "dt", "dd", "option", "tr", "td", "th"}
+)  # fmt: skip
+_NO_IDS: set[int] = set()
+_LINK_SCHEMES = ("http", "https")
+
+
+class Document:
+    """A page parsed once: the tree, its URL and base URL for resolving links."""
+
+    __slots__ = ("_regions", "_resolved", "base", "tree", "url")
+
+    def __init__(self, tree: LexborHTMLParser, url: str) -> None:
+        self.tree = tree
+        self.url = url
+        self._resolved: dict[str, str | None] = {}
+        self._regions: dict[tuple[str, int], set[int]] = {}
+        base = select_first(tree.head, "base[href]") if tree.head is not None else None
+        href = attr(base, "href") if base is not None else None
+        self.base = (_join(url, href) or url) if href else url
+
+    @property
+    def root(self) -> LexborNode | None:
+        """The ``<html>`` element."""
+        return self.tree.root
+
+    @property
+    def body(self) -> LexborNode | None:
+        """The ``<body>`` element."""
+        return self.tree.body
+
+    def region_ids(self, node: LexborNode | None, query: str) -> set[int]:
+        """``select_ids(node, query)``, computed once per page (callers must not mutate it)."""
+        if node is None:
+            return _NO_IDS
+        key = (query, node.mem_id)
+        found = self._regions.get(key)
+        if found is None:
+            found = self._regions[key] = select_ids(node, query)
+        return found
+
+    def resolve(self, href: str | None) -> str | None:
+        """The absolute http(s) URL of a link, or None for javascript:, mailto:, #frag, junk."""
+        if not href:
+            return None
+        try:
+            return self._resolved[href]
+        except KeyError:
+            pass
+        stripped = href.strip()
+        url = None if not stripped or stripped.startswith("#") else _join(self.base, stripped)
+        self._resolved[href] = url
+        return url
+
+    def links(self) -> tuple[Link, ...]:
+        """Every ``<a href>`` of the page, absolute, in page order."""
+        found = []
+        for node in select(self.tree.root, "a[href]"):
+            url = self.resolve(node.attributes.get("href"))
+            if url is not None:
+                text = inline_text(node) or attr(select_first(node, "img[alt]"), "alt") or ""
+                found.append(Link(url=url, text=text, rel=attr(node, "rel") or ""))
+        return tuple(found)
+
+
+def _join(base: str, href: str) -> str | None:
+    """``urljoin`` that drops non-http(s) results and malformed URLs instead of raising."""
+    try:
+        if "\n" in href or "\t" in href or "\r" in href:
+            href = href.replace("\n", "").replace("\t", "").replace("\r", "")
+        url = href if href.startswith(("http://", "https://")) else urljoin(base, href)
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _LINK_SCHEMES or not parts.netloc:
+        return None
+    return url
+
+
+def parse_document(html: str, url: str) -> Document:
+    """Parse a page once (scripting on, so ``<noscript>`` is one text node, as in a browser)."""
+    return Document(LexborHTMLParser(_limit_nesting(html), scripting=True), url)
+
+
+def _limit_nesting(html: str) -> str:
+    """Cut a page where its element nesting passes ``MAX_DEPTH`` (only absurd pages get there)."""
+    tags = html.count("<")
+    surplus = tags - 2 * html.count("</")  # opening tags left unclosed
+    if surplus < _DEPTH_CHECK and (tags < _SMALL_PAGE or _OPEN_RUN.search(html) is None):
+        return html
+    stack: list[str] = []
+    open_counts: dict[str, int] = {}
+    for match in _TAG.finditer(html):
+        name = match.group(2).lower()
+        if match.group(1):
+            if open_counts.get(name):
+                while stack:
+                    top = stack.pop()
+                    open_counts[top] -= 1
+                    if top == name:
+                        break
+        elif name not in _VOID and not match.group(3):
+            stack.append(name)
+            open_counts[name] = open_counts.get(name, 0) + 1
+            if len(stack) > MAX_DEPTH:
+                return html[: match.start()]
+    return html
+
+
+def select(node: LexborNode | None, query: str) -> list[LexborNode]:
+    """Matches of a CSS selector list under ``node``, each once, in page order."""
+    if node is None:
+        return []
+    try:
+        found = node.css(query)
+    except (SelectolaxError, ValueError):
+        return []
+    if "," not in query:
+        return found
+    seen: set[int] = set()
+    unique = []
+    for match in found:  # lexbor returns a node once per selector of the list it matches
+        if match.mem_id not in seen:
+            seen.add(match.mem_id)
+            unique.append(match)
+    return unique
+
+
+def select_first(node: LexborNode | None, query: str) -> LexborNode | None:
+    """The first match of a CSS selector under ``node``, or None (also for a bad selector)."""
+    if node is None:
+        return None
+    try:
+        return node.css_first(query)
+    except (SelectolaxError, ValueError):
+        return None
+
+
+def select_ids(node: LexborNode | None, query: str) -> set[int]:
+    """The ``mem_id`` of every match of a selector: a cheap membership test for regions."""
+    return {match.mem_id for match in select(node, query)}
+
+
+def attr(node: LexborNode | None, name: str) -> str | None:
+    """An attribute's value with surrounding whitespace removed; None when absent or empty."""
+    if node is None:
+        return None
+    value = node.attributes.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def classes(node: LexborNode) -> list[str]:
+    """The class tokens of an element."""
+    value = node.attributes.get("class")
+    return value.split() if value else []
+
+
+def ancestor_ids(node: LexborNode, stop: LexborNode | None = None) -> Iterator[int]:
+    """``mem_id`` of each ancestor of ``node``, nearest first, up to (not including) ``stop``."""
+    stop_id = stop.mem_id if stop is not None else None
+    parent = node.parent
+    while parent is not None and parent.mem_id != stop_id:
+        yield parent.mem_id
+        parent = parent.parent
+
+
+def is_inside(node: LexborNode, region_ids: set[int], stop: LexborNode | None = None) -> bool:
+    """Whether ``node`` is, or lies inside, one of the regions (below ``stop``)."""
+    if not region_ids:
+        return False
+    if node.mem_id in region_ids:
+        return True
+    return any(ancestor in region_ids for ancestor in ancestor_ids(node, stop))
+
+
+def inline_text(node: LexborNode | None, skip_ids: set[int] | None = None) -> str:
+    """The visible text of an element on one line, whitespace collapsed."""
+    if node is None:
+        return ""
+    child = node.child
+    if child is not None and child.next is None and child.is_text_node:
+        return " ".join((child.text_content or "").split())  # the common <a>text</a>
+    parts: list[str] = []
+    _walk_text(node, skip_ids or _NO_IDS, parts, None)
+    return " ".join("".join(parts).split())
+
+
+def block_text(node: LexborNode | None, skip_ids: set[int] | None = None) -> str:
+    """The visible text of an element as paragraphs (blocks, or text parted by two ``<br>``)
+    joined by a blank line, whitespace inside a paragraph collapsed."""
+    if node is None:
+        return ""
+    parts: list[str] = []
+    paragraphs: list[str] = []
+    _walk_text(node, skip_ids or _NO_IDS, parts, paragraphs)
+    _end_paragraph(parts, paragraphs)
+    return "\n\n".join(paragraphs)
+
+
+def _end_paragraph(parts: list[str], paragraphs: list[str]) -> None:
+    """Close the paragraph being collected (``parts``; ``\n`` marks a ``<br>``)."""
+    if not parts:
+        return
+    for chunk in "".join(parts).split("\n\n"):
+        text = " ".join(chunk.split())
+        if text:
+            paragraphs.append(text)
+    parts.clear()
+
+
+def _walk_text(
+    root: LexborNode, skip_ids: set[int], parts: list[str], paragraphs: list[str] | None
+) -> None:
+    """Collect the text of a subtree in page order, iteratively (no recursion limit).
+
+    With ``paragraphs``, block elements close a paragraph and ``<br>`` adds a line mark.
+    """
+    blocks = paragraphs is not None
+    node = root.child
+    while node is not None:
+        child = None
+        if node.is_text_node:
+            text = node.text_content
+            if text:
+                parts.append(text.replace("\n", " ") if blocks else text)
+        elif node.is_element_node:
+            tag = node.tag or ""
+            if tag in SKIP_TAGS or node.mem_id in skip_ids:
+                pass
+            elif tag == "br":
+                parts.append("\n" if blocks else " ")
+            else:
+                if tag in BLOCK_TAGS:
+                    _block_edge(parts, paragraphs)
+                child = node.child
+        if child is not None:
+            node = child
+            continue
+        node = _next_in_walk(node, root, parts, paragraphs)
+
+
+def _block_edge(parts: list[str], paragraphs: list[str] | None) -> None:
+    """A block element starts or ends: close the paragraph (or, inline, add a space)."""
+    if paragraphs is None:
+        parts.append(" ")
+    else:
+        _end_paragraph(parts, paragraphs)
+
+
+def _next_in_walk(
+    node: LexborNode, root: LexborNode, parts: list[str], paragraphs: list[str] | None
+) -> LexborNode | None:
+    """The next node of a pre-order walk after ``node``'s subtree; closes blocks it leaves."""
+    root_id = root.mem_id
+    current: LexborNode | None = node
+    while current is not None and current.mem_id != root_id:
+        following = current.next
+        if following is not None:
+            return following
+        current = current.parent
+        if current is not None and current.mem_id != root_id and current.tag in BLOCK_TAGS:
+            _block_edge(parts, paragraphs)
+    return None
