@@ -1,0 +1,197 @@
+"""How the CLI shows things: progress, run reports, search hits, status. Rich lives here only."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.config import Settings
+from pipeline.run import Progress as PageProgress
+from pipeline.run import RunReport
+from pipeline.sync import index_dir
+
+logger = logging.getLogger("crawldex")
+
+_MARK = re.compile(r"\[\[(.+?)\]\]")
+
+
+@contextmanager
+def crawl_progress(console: Console) -> Iterator[Callable[[PageProgress], None]]:
+    """A progress bar on a terminal; a log line every 100 pages otherwise."""
+    if not console.is_terminal:
+
+        def log_line(p: PageProgress) -> None:
+            if p.done % 100 == 0:
+                logger.warning("%s pages done, %s queued", p.done, p.queued)
+
+        yield log_line
+        return
+    columns = (
+        TextColumn("[bold]crawling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[url]}", style="dim"),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("crawl", total=None, url="")
+
+        def update(p: PageProgress) -> None:
+            bar.update(task, completed=p.done, total=p.done + p.queued, url=p.url[-60:])
+
+        yield update
+
+
+def print_report(console: Console, report: RunReport, settings: Settings) -> None:
+    """The summary of a run, on stderr."""
+    changes = report.changes
+    table = Table(title=f"Run {report.run_id}: {report.status}", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("sites", ", ".join(report.sites))
+    table.add_row(
+        "pages fetched",
+        f"{report.pages_fetched} ({report.not_modified} not modified, {report.bytes / 1e6:.1f} MB)",
+    )
+    table.add_row("articles", _changes_line(changes, "article"))
+    table.add_row("topics", _changes_line(changes, "topic"))
+    if report.failed:
+        table.add_row("failed", _counter_line(report.failed), style="red")
+    if report.skipped:
+        table.add_row("skipped", _counter_line(report.skipped))
+    table.add_row(
+        "index",
+        f"{report.index.get('documents', 0)} documents ({report.index.get('mode')}) "
+        f"in {index_dir(settings)}",
+    )
+    table.add_row("time", f"{report.seconds:.1f} s")
+    if report.status == "paused":
+        table.add_row("next", "page budget used: run `crawldex crawl` again to continue this pass")
+    console.print(table)
+
+
+def _changes_line(changes: dict[str, int], kind: str) -> str:
+    return ", ".join(f"{changes.get(f'{kind}_{c}', 0)} {c}" for c in ("new", "changed", "gone"))
+
+
+def _counter_line(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1]))
+
+
+def print_hits(results: Any, query: str, *, stdout: bool) -> None:
+    """Hits on stdout: a coloured table on a terminal, plain aligned lines when piped."""
+    if results.total == 0:
+        click.echo(f"No articles match {query!r}.", err=True)
+        return
+    if stdout:
+        _hits_table(results)
+    else:
+        for hit in results.hits:
+            comments = "-" if hit.comment_count is None else str(hit.comment_count)
+            click.echo(
+                f"{hit.rank:>3}  {(hit.published_at or '')[:10]:<10}  {comments:>5}  "
+                f"{hit.title or '(untitled)'}  <{hit.url}>"
+            )
+            if hit.snippet_plain:
+                click.echo(f"     {hit.snippet_plain}")
+    click.echo(f"{results.total} hits, page {results.page} of {results.pages}", err=True)
+    if results.facets:
+        for name, counts in results.facets.items():
+            click.echo(f"{name}: " + ", ".join(f"{k} ({v})" for k, v in counts), err=True)
+
+
+def _hits_table(results: Any) -> None:
+    table = Table(expand=True)
+    for name, kw in (
+        ("#", {"justify": "right"}),
+        ("title", {"ratio": 3}),
+        ("date", {"no_wrap": True}),
+        ("comments", {"justify": "right"}),
+        ("topics", {"ratio": 1}),
+        ("url / snippet", {"ratio": 4}),
+    ):
+        table.add_column(name, **kw)
+    for hit in results.hits:
+        cell = Text(hit.url, style="cyan")
+        cell.append("\n")
+        cell.append_text(_marked(hit.snippet))
+        table.add_row(
+            str(hit.rank),
+            Text(hit.title or "(untitled)", style="bold"),
+            (hit.published_at or "")[:10],
+            "" if hit.comment_count is None else str(hit.comment_count),
+            ", ".join(hit.topics),
+            cell,
+        )
+    Console(highlight=False).print(table)
+
+
+def _marked(snippet: str) -> Text:
+    """A snippet with ``[[term]]`` marks rendered bold yellow."""
+    text = Text()
+    pos = 0
+    for match in _MARK.finditer(snippet or ""):
+        text.append(snippet[pos : match.start()])
+        text.append(match.group(1), style="bold yellow")
+        pos = match.end()
+    text.append((snippet or "")[pos:])
+    return text
+
+
+def print_status(info: dict[str, Any]) -> None:
+    """``crawldex status`` as tables."""
+    console = Console(highlight=False)
+    console.print(f"[bold]data directory[/] {info['data_dir']}")
+    counts = Table("records", "active", "gone", box=None)
+    for kind in ("articles", "topics"):
+        counts.add_row(
+            kind,
+            str(info["counts"].get(f"{kind}_active", 0)),
+            str(info["counts"].get(f"{kind}_gone", 0)),
+        )
+    console.print(counts)
+    lag = info["store_seq"] - info["index_seq"]
+    console.print(
+        "index: "
+        + ("up to date" if lag <= 0 else f"{lag} changes behind (`crawldex index` applies them)")
+    )
+    if info["frontier"]:
+        console.print(
+            "frontier: " + ", ".join(f"{k} {v}" for k, v in sorted(info["frontier"].items()))
+        )
+    runs = Table(
+        "run",
+        "started",
+        "status",
+        "fetched",
+        "failed",
+        "new",
+        "changed",
+        "gone",
+        "seconds",
+        title="last runs",
+    )
+    for run in info["runs"]:
+        report = run.get("report") or {}
+        ch = report.get("changes", {})
+        runs.add_row(
+            str(run["id"]),
+            run["started_at"][:19],
+            run["status"],
+            str(report.get("pages_fetched", "")),
+            str(sum((report.get("failed") or {}).values())),
+            str(ch.get("article_new", 0)),
+            str(ch.get("article_changed", 0)),
+            str(ch.get("article_gone", 0)),
+            str(report.get("seconds", "")),
+        )
+    console.print(runs)

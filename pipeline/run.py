@@ -1,0 +1,485 @@
+"""The run: the only place the stages are chained.
+
+    config -> frontier -> fetch -> extract -> normalize -> store -> index -> (export)
+
+``run_once(settings)`` crawls the configured sites (resuming an interrupted pass), stores what it
+finds, brings the search index up to date with the store and returns a ``RunReport``, which is
+also kept in the store. The crawl is one asyncio loop: a dispatcher claims targets for hosts that
+may start a request now and runs up to ``crawl.concurrency`` pages at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings, SiteConfig
+from pipeline.errors import BadStatus, ConfigError, ExtractError, FetchError, PageSkipped
+from pipeline.export import ExportStats, write_jsonl
+from pipeline.extract import extract
+from pipeline.fetch import decode_html, fetch_page, fetch_robots, make_client
+from pipeline.frontier import Frontier, out_of_scope_reason
+from pipeline.models import (
+    ArticlePage,
+    ArticleRecord,
+    Extracted,
+    Fetched,
+    ListingPage,
+    Target,
+    TopicPageRecord,
+)
+from pipeline.normalize import normalize
+from pipeline.politeness import HostGate, RobotsCache
+from pipeline.store import DirectoryLock, Store
+from pipeline.sync import SyncReport, sync_index
+
+__all__ = [
+    "Progress",
+    "RunReport",
+    "export_records",
+    "inspect_page",
+    "reindex",
+    "run_once",
+    "store_status",
+]
+
+logger = logging.getLogger(__name__)
+
+GONE_STATUSES = (404, 410)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One page done: what the CLI's progress bar shows."""
+
+    url: str
+    outcome: str  # fetched | not_modified | failed | skipped
+    done: int
+    queued: int
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What one run did; kept in the store's run history and shown by ``crawldex status``."""
+
+    run_id: int = 0
+    sites: list[str] = field(default_factory=list)
+    status: str = "running"  # finished | paused (page budget used) | interrupted (stopped)
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+    pages_fetched: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    links_dropped: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    requests_by_host: dict[str, int] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)
+    completed_sites: list[str] = field(default_factory=list)
+    index: dict[str, Any] = field(default_factory=dict)
+    errors: int = 0
+
+    @property
+    def pages_failed(self) -> int:
+        """Pages that failed for any reason."""
+        return sum(self.failed.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+
+def run_once(
+    settings: Settings,
+    *,
+    sites: Sequence[str] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """Crawl, store and index once.
+
+    Args:
+        settings: validated settings (``load_settings``).
+        sites: names of the sites to crawl (default: all configured).
+        progress: called after each page, from the crawling thread.
+        stop: set it (e.g. from a signal handler) to stop taking new URLs; in-flight pages finish,
+            the pass is left unfinished and the next run resumes it.
+
+    Returns:
+        The run's report (also stored).
+
+    Raises:
+        ConfigError: no sites configured, or an unknown site name.
+        StoreError: the store cannot be opened, or another crawl holds the data directory.
+    """
+    chosen = _choose_sites(settings, sites)
+    with DirectoryLock(settings.storage.dir, "crawl"), Store(settings.storage.dir) as store:
+        store.mark_abandoned_runs(_now())
+        report = RunReport(sites=[s.name for s in chosen], started_at=_now().isoformat())
+        report.run_id = store.start_run(report.sites, _now())
+        seq_before = store.max_seq()
+        started = time.monotonic()
+        crawler = _Crawler(settings, chosen, store, report, progress, stop or threading.Event())
+        try:
+            asyncio.run(crawler.crawl())
+        finally:
+            report.changes = store.changes_between(seq_before, store.max_seq())
+            report.index = sync_index(store, settings).to_dict()
+            report.seconds = round(time.monotonic() - started, 3)
+            report.finished_at = _now().isoformat()
+            if report.status == "running":
+                report.status = "interrupted"
+            store.finish_run(report.run_id, report.status, report.to_dict(), _now())
+    return report
+
+
+def _choose_sites(settings: Settings, names: Sequence[str] | None) -> list[SiteConfig]:
+    if not settings.sites:
+        raise ConfigError(
+            "no sites configured: add a `sites:` list to config.yaml (see README), "
+            "or try `crawldex demo`",
+            key="sites",
+        )
+    return [settings.site(n) for n in names] if names else list(settings.sites)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Crawler:
+    """The asyncio crawl of one run (private: ``run_once`` is the API)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sites: list[SiteConfig],
+        store: Store,
+        report: RunReport,
+        progress: Callable[[Progress], None] | None,
+        stop: threading.Event,
+    ) -> None:
+        crawl = settings.crawl
+        self.settings = settings
+        self.crawl_settings = crawl
+        self.sites = {s.name: s for s in sites}
+        self.store = store
+        self.report = report
+        self.progress = progress
+        self.stop = stop
+        self.frontier = Frontier(
+            sites, store.queue, strip_params=crawl.strip_params, max_depth=crawl.max_depth
+        )
+        self.gate = HostGate(per_host_concurrency=crawl.per_host_concurrency, delay=crawl.delay)
+        self.requests: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.done = 0
+        self.delays_checked: set[str] = set()
+
+    async def crawl(self) -> None:
+        with self.store.transaction():
+            self.report.resumed = [n for n, r in self.frontier.start(_now()).items() if r]
+        async with make_client(self.crawl_settings) as client:
+            self.client = client
+            self.robots = RobotsCache(
+                self.crawl_settings.user_agent,
+                self._fetch_robots,
+                enabled=self.crawl_settings.respect_robots,
+            )
+            budget_left = await self._dispatch()
+        with self.store.transaction():
+            self.report.completed_sites = self.frontier.finish_cycles(_now())
+        self._fill_report(budget_left)
+
+    async def _fetch_robots(self, url: str) -> Any:
+        self.requests[self.frontier.host(url)] += 1
+        return await fetch_robots(self.client, url, settings=self.crawl_settings)
+
+    async def _dispatch(self) -> bool:
+        """Run pages until the queue is empty, the page budget is used, or stop is set."""
+        tasks: set[asyncio.Task[None]] = set()
+        budget = self.crawl_settings.max_pages
+        names = list(self.sites)
+        while not self.stop.is_set():
+            while len(tasks) < self.crawl_settings.concurrency and budget > 0:
+                claimed = self.store.queue.claim(names, self.gate.busy_hosts(), 1)
+                if not claimed:
+                    break
+                budget -= 1
+                tasks.add(asyncio.create_task(self._page(claimed[0])))
+            if not tasks:
+                if budget <= 0 or self.store.queue.count(names) == 0:
+                    break
+                await asyncio.sleep(
+                    min(self.gate.next_ready(), 0.5)
+                )  # every queued host is waiting out its delay
+                continue
+            wait = self.gate.next_ready()
+            _done, tasks = await asyncio.wait(
+                tasks,
+                timeout=min(wait, 0.5) if wait != float("inf") else 0.5,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if tasks:
+            await asyncio.gather(*tasks)
+        return budget > 0
+
+    async def _page(self, target: Target) -> None:
+        host = self.frontier.host(target.url)
+        token: tuple[float, float] | None = None
+        token = self.gate.started(host)
+        outcome = "failed"
+        try:
+            reason = await self.robots.disallow_reason(target.url)
+            if reason is not None:
+                self.gate.cancelled(host, token)
+                token = None
+                raise PageSkipped(reason, url=target.url)
+            await self._apply_crawl_delay(host, target.url)
+            outcome = await self._fetch_and_store(target, host)
+        except PageSkipped as exc:
+            outcome = "skipped"
+            self._finish(target, "skipped", exc.reason, self.skipped)
+        except FetchError as exc:
+            self._fetch_failed(target, exc)
+        except Exception:  # the one catch-all: one broken page must not stop the run
+            logger.exception("unexpected error on %s; skipped and counted", target.url)
+            self.report.errors += 1
+            self._finish(target, "failed", "error", self.failed)
+        finally:
+            if token is not None:
+                self.gate.finished(host)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(
+                Progress(target.url, outcome, self.done, self.store.queue.count(list(self.sites)))
+            )
+
+    async def _apply_crawl_delay(self, host: str, url: str) -> None:
+        if host in self.delays_checked:
+            return
+        self.delays_checked.add(host)
+        delay = await self.robots.crawl_delay(url)
+        if delay:
+            self.gate.raise_delay(host, delay)
+
+    async def _fetch_and_store(self, target: Target, host: str) -> str:
+        site = self.sites[target.site]
+        self.requests[host] += 1
+        fetched = await fetch_page(
+            self.client,
+            target,
+            settings=self.crawl_settings,
+            scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
+            validators=self.store.queue.validators(target.url),
+        )
+        if fetched.not_modified:
+            self._store_not_modified(target, fetched)
+            return "not_modified"
+        self.report.pages_fetched += 1
+        self.report.bytes += fetched.size
+        page = extract(fetched, site)
+        record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
+        links = self.frontier.links_from(target, page)
+        with self.store.transaction():
+            self._store_record(target, page, record)
+            self.frontier.add(links)
+            self.store.queue.complete(
+                target.url,
+                "done",
+                fetched_at=fetched.fetched_at,
+                http_status=fetched.status,
+                kind=page.kind,
+                validators=fetched.validators,
+                links=links,
+            )
+        return "fetched"
+
+    def _store_not_modified(self, target: Target, fetched: Fetched) -> None:
+        self.report.not_modified += 1
+        with self.store.transaction():
+            if self.store.queue.page_kind(target.url) == "article":
+                self.store.records.touch_article(target.url, fetched.fetched_at)
+            self.frontier.add(self.store.queue.known_links(target.url))
+            self.store.queue.complete(
+                target.url, "done", fetched_at=fetched.fetched_at, http_status=304
+            )
+
+    def _store_record(
+        self, target: Target, page: Extracted, record: ArticleRecord | TopicPageRecord | None
+    ) -> None:
+        now, run_id = _now(), self.report.run_id
+        if isinstance(record, ArticleRecord) and isinstance(page, ArticlePage):
+            url = self.frontier.canonical_of(target, page)
+            self.store.records.save_article(replace(record, url=url), now, run_id)
+        elif isinstance(record, TopicPageRecord) and isinstance(page, ListingPage):
+            cards = [replace(card, url=self.frontier.canonical(card.url)) for card in record.cards]
+            cards = [
+                c for c in cards if out_of_scope_reason(c.url, self.sites[target.site]) is None
+            ]
+            self.store.records.save_topic_page(record, [c.url for c in cards], now, run_id)
+            for card in cards:
+                self.store.records.save_card(record.site, record.topic_url, card, now, run_id)
+
+    def _fetch_failed(self, target: Target, exc: FetchError) -> None:
+        reason = exc.reason
+        if isinstance(exc, BadStatus):
+            reason = f"http_{exc.status}"
+            if exc.status in GONE_STATUSES:
+                with self.store.transaction():
+                    self.store.records.mark_gone(target.url, _now(), self.report.run_id)
+            if exc.retry_after:
+                self.gate.block(self.frontier.host(target.url), exc.retry_after)
+        logger.warning("%s", exc)
+        self._finish(target, "failed", reason, self.failed)
+
+    def _finish(self, target: Target, state: str, reason: str, counter: Counter[str]) -> None:
+        counter[reason] += 1
+        with self.store.transaction():
+            self.store.queue.complete(target.url, state, reason=reason)
+
+    def _fill_report(self, budget_left: bool) -> None:
+        report = self.report
+        report.failed = dict(self.failed)
+        report.skipped = dict(self.skipped)
+        report.links_dropped = dict(self.frontier.dropped)
+        report.requests_by_host = dict(self.requests)
+        if self.stop.is_set():
+            report.status = "interrupted"
+        elif not budget_left and len(report.completed_sites) < len(self.sites):
+            report.status = "paused"
+        else:
+            report.status = "finished"
+
+
+def export_records(
+    settings: Settings, out: Path, *, kind: str | None = None, site: str | None = None
+) -> ExportStats:
+    """Export every record of the store (articles, then topics) as JSON Lines to ``out``.
+
+    Raises:
+        ExportError: a record breaks the contract, or ``out`` cannot be written.
+        StoreError: the store cannot be opened.
+    """
+    with Store(settings.storage.dir) as store:
+        records: list[Iterable[dict[str, Any]]] = []
+        if kind in (None, "article"):
+            records.append(store.records.iter_articles(site=site))
+        if kind in (None, "topic"):
+            records.append(store.records.iter_topics(site=site))
+        return write_jsonl(itertools.chain.from_iterable(records), out)
+
+
+def store_status(settings: Settings, *, runs: int = 5) -> dict[str, Any]:
+    """Record counts, the frontier's state and the newest runs of a data directory."""
+    with Store(settings.storage.dir) as store:
+        names = [s.name for s in settings.sites]
+        return {
+            "data_dir": str(settings.storage.dir),
+            "counts": store.records.counts(),
+            "frontier": store.queue.requests_by_state(names) if names else {},
+            "index_seq": int(store.get_meta("index_seq", "0") or 0),
+            "store_seq": store.max_seq(),
+            "runs": store.last_runs(runs),
+        }
+
+
+def inspect_page(
+    source: str, settings: Settings, *, url: str | None = None, site_name: str | None = None
+) -> dict[str, Any]:
+    """What extraction and normalization make of one page (a file path or an http(s) URL).
+
+    For users tuning a site: no robots.txt, no store, nothing written.
+
+    Args:
+        source: a path to an HTML file, or an http(s) URL to fetch.
+        settings: for the site's selectors and timezone, and the fetch settings.
+        url: the URL the file was saved from (resolves its links; default ``file://`` path).
+        site_name: a configured site whose selectors and timezone apply.
+
+    Returns:
+        ``{"source", "url", "kind", "extracted", "record"}`` ready for JSON.
+
+    Raises:
+        FetchError: the URL could not be fetched. PageSkipped: it is not HTML.
+        ExtractError: the file cannot be read.
+    """
+    is_url = source.startswith(("http://", "https://"))
+    page_url = url or (source if is_url else Path(source).resolve().as_uri())
+    site = (
+        settings.site(site_name)
+        if site_name
+        else SiteConfig.model_validate({"name": "adhoc", "start_urls": ["http://localhost/"]})
+    )
+    target = Target(url=page_url, site=site.name)
+    fetched = (
+        asyncio.run(_fetch_one(target, settings)) if is_url else _read_file(Path(source), target)
+    )
+    page = extract(fetched, site)
+    record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
+    return {
+        "source": source,
+        "url": fetched.url,
+        "kind": page.kind,
+        "encoding": fetched.encoding,
+        "extracted": _jsonable(page),
+        "record": _jsonable(record) if record is not None else None,
+    }
+
+
+async def _fetch_one(target: Target, settings: Settings) -> Fetched:
+    async with make_client(settings.crawl) as client:
+        return await fetch_page(client, target, settings=settings.crawl, scope=lambda _url: None)
+
+
+def _read_file(path: Path, target: Target) -> Fetched:
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ExtractError(f"cannot read {path}: {exc.strerror}", url=target.url) from exc
+    text, encoding = decode_html(body)
+    return Fetched(
+        target=target,
+        url=target.url,
+        status=200,
+        text=text,
+        encoding=encoding,
+        fetched_at=_now(),
+        size=len(body),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses, tuples and datetimes as plain JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def reindex(settings: Settings, *, rebuild: bool = False) -> SyncReport:
+    """Apply pending store changes to the search index, or rebuild it from the store.
+
+    Raises:
+        StoreError: another crawl holds the data directory.
+        SearchIndexError: the index cannot be written.
+    """
+    with DirectoryLock(settings.storage.dir, "crawl"), Store(settings.storage.dir) as store:
+        return sync_index(store, settings, rebuild=rebuild)

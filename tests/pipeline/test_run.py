@@ -1,0 +1,160 @@
+"""The whole pipeline over the demo site: every record found and right, recrawls idempotent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import index as search_index
+from pipeline.demo import DemoServer
+from pipeline.export import json_schema
+from pipeline.normalize import word_count
+from pipeline.run import RunReport, export_records, run_once, store_status
+from pipeline.sync import index_dir
+from tests.conftest import crawl_settings
+
+ARTICLE_FIELDS = (
+    "url",
+    "title",
+    "published_at",
+    "updated_at",
+    "author",
+    "comment_count",
+    "summary",
+    "text",
+    "topics",
+    "language",
+)
+
+
+@pytest.fixture(scope="module")
+def crawled(demo_site, tmp_path_factory) -> dict[str, Any]:
+    """The demo site crawled once, then again (unchanged), with exports after each."""
+    data_dir = tmp_path_factory.mktemp("e2e")
+    with DemoServer(demo_site) as server:
+        settings = crawl_settings(data_dir, server.base_url)
+        first = run_once(settings)
+        first_requests = list(server.requests)
+        export_records(settings, data_dir / "first.jsonl")
+        server.clear_requests()
+        second = run_once(settings)
+        second_requests = list(server.requests)
+        export_records(settings, data_dir / "second.jsonl")
+        return {
+            "base": server.base_url,
+            "settings": settings,
+            "first": first,
+            "second": second,
+            "first_requests": first_requests,
+            "second_requests": second_requests,
+            "first_records": _read(data_dir / "first.jsonl"),
+            "second_records": _read(data_dir / "second.jsonl"),
+        }
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_first_run_finishes_without_failures(crawled):
+    report: RunReport = crawled["first"]
+    assert report.status == "finished"
+    assert report.failed == {}
+    assert report.errors == 0
+    assert report.completed_sites == ["demo"]
+
+
+def test_every_article_is_found_with_every_field_right(crawled, demo_site):
+    expected = {a["url"]: a for a in demo_site.expected_articles(crawled["base"])}
+    got = {r["url"]: r for r in crawled["first_records"] if r["kind"] == "article"}
+    assert set(got) == set(expected)
+    for url, truth in expected.items():
+        record = got[url]
+        mismatches = {f: (record[f], truth[f]) for f in ARTICLE_FIELDS if record[f] != truth[f]}
+        assert not mismatches, f"{url}: {mismatches}"
+        assert record["word_count"] == word_count(truth["text"]) > 50
+        assert record["fetched_at"] is not None
+        assert record["status"] == "active"
+
+
+def test_every_topic_is_found_with_its_cards_in_order(crawled, demo_site):
+    expected = {t["url"]: t for t in demo_site.expected_topics(crawled["base"])}
+    got = {r["url"]: r for r in crawled["first_records"] if r["kind"] == "topic"}
+    assert set(got) == set(expected)
+    for url, truth in expected.items():
+        for field in ("name", "description", "article_urls", "article_count"):
+            assert got[url][field] == truth[field], f"{url} {field}"
+
+
+def test_articles_record_every_topic_page_that_listed_them(crawled, demo_site):
+    topics_of = {a["url"]: set(a["topics"]) for a in demo_site.expected_articles(crawled["base"])}
+    for record in crawled["first_records"]:
+        if record["kind"] == "article":
+            assert set(record["listed_in"]) == topics_of[record["url"]]
+
+
+def test_the_crawler_is_polite(crawled):
+    paths = [r.path for r in crawled["first_requests"]]
+    assert not [p for p in paths if p.startswith("/search")], "robots.txt disallows /search"
+    assert paths.count("/robots.txt") == 1
+    assert not [p for p in paths if "utm_" in p], "tracking parameters are stripped before fetching"
+    assert not [p for p in paths if p.startswith("/img/")], "images are not links"
+    assert len(paths) == len(set(paths)), "no page is fetched twice in one pass"
+    agents = {r.headers.get("User-Agent") for r in crawled["first_requests"]}
+    assert agents == {crawled["settings"].crawl.user_agent}
+
+
+def test_second_crawl_changes_nothing(crawled):
+    second: RunReport = crawled["second"]
+    assert second.status == "finished"
+    assert second.failed == {}
+    assert second.changes == {}
+    strip = ("last_seen_at", "fetched_at")
+    before = [{k: v for k, v in r.items() if k not in strip} for r in crawled["first_records"]]
+    after = [{k: v for k, v in r.items() if k not in strip} for r in crawled["second_records"]]
+    assert sorted(before, key=lambda r: r["id"]) == sorted(after, key=lambda r: r["id"])
+
+
+def test_second_crawl_uses_conditional_get(crawled):
+    second: RunReport = crawled["second"]
+    page_requests = [r for r in crawled["second_requests"] if r.path != "/robots.txt"]
+    assert all("If-None-Match" in r.headers for r in page_requests)
+    assert second.not_modified == len(page_requests)
+    assert second.pages_fetched == 0
+    assert second.bytes == 0
+
+
+def test_export_validates_against_the_schema(crawled):
+    validator = jsonschema.Draft202012Validator(
+        json_schema(), format_checker=jsonschema.FormatChecker()
+    )
+    for record in crawled["first_records"]:
+        validator.validate(record)
+    assert {r["schema_version"] for r in crawled["first_records"]} == {1}
+
+
+def test_search_finds_by_title_word_and_by_text_only_word(crawled, demo_site):
+    path = index_dir(crawled["settings"])
+    article = demo_site.expected_articles(crawled["base"])[0]
+    title_word = max(article["title"].split(), key=len).strip(":,.?!’'")
+    hits = search_index.search(path, f'title:"{title_word}"', limit=50)
+    assert article["url"] in {h.url for h in hits.hits}
+    title_words = {w.lower().strip(":,.?!’'") for w in article["title"].split()}
+    text_only = next(
+        w
+        for w in article["text"].split()
+        if w.isalpha() and len(w) > 6 and w.lower() not in title_words
+    )
+    hits = search_index.search(path, text_only, limit=200)
+    assert article["url"] in {h.url for h in hits.hits}
+
+
+def test_index_agrees_with_the_store(crawled):
+    settings = crawled["settings"]
+    info = store_status(settings)
+    assert search_index.doc_count(index_dir(settings)) == info["counts"]["articles_active"]
+    assert info["index_seq"] == info["store_seq"]
