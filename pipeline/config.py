@@ -34,8 +34,21 @@ __all__ = [
 
 ENV_PREFIX = "CRAWLDEX_"
 DEFAULT_STRIP_PARAMS = (
-    "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
-    "_ga", "_gl", "yclid", "igshid", "ref_src", "spm",
+    "utm_*",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "_gl",
+    "yclid",
+    "igshid",
+    "ref_src",
+    "spm",
 )
 DEFAULT_USER_AGENT = "crawldex/0.1 (+https://github.com/crawldex/crawldex; polite content indexer)"
 
@@ -56,22 +69,59 @@ class StorageSettings(_Section):
 class CrawlSettings(_Section):
     """How the crawler fetches."""
 
-    user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent header sent, and the robots.txt agent name.")
-    concurrency: int = Field(8, ge=1, le=512, description="Requests in flight at once, over all hosts.")
-    per_host_concurrency: int = Field(2, ge=1, le=64, description="Requests in flight at once to one host.")
-    delay: float = Field(1.0, ge=0, le=3600, description="Minimum seconds between request starts to one host (robots.txt Crawl-delay may raise it).")
-    timeout: float = Field(10.0, gt=0, le=600, description="Seconds allowed to connect, and between bytes read.")
-    deadline: float = Field(60.0, gt=0, le=3600, description="Seconds allowed for a whole response, however it trickles.")
-    retries: int = Field(2, ge=0, le=10, description="Extra attempts for transient failures (connect errors, timeouts, 429, 5xx).")
-    backoff: float = Field(1.0, ge=0, le=600, description="Base seconds of the exponential backoff between attempts (with jitter).")
+    user_agent: str = Field(
+        DEFAULT_USER_AGENT, description="User-Agent header sent, and the robots.txt agent name."
+    )
+    concurrency: int = Field(
+        8, ge=1, le=512, description="Requests in flight at once, over all hosts."
+    )
+    per_host_concurrency: int = Field(
+        2, ge=1, le=64, description="Requests in flight at once to one host."
+    )
+    delay: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="Minimum seconds between request starts to one host "
+        "(robots.txt Crawl-delay may raise it).",
+    )
+    timeout: float = Field(
+        10.0, gt=0, le=600, description="Seconds allowed to connect, and between bytes read."
+    )
+    deadline: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds allowed for a whole response, however it trickles.",
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Extra attempts for transient failures (connect errors, timeouts, 429, 5xx).",
+    )
+    backoff: float = Field(
+        1.0,
+        ge=0,
+        le=600,
+        description="Base seconds of the exponential backoff between attempts (with jitter).",
+    )
     max_pages: int = Field(10_000, ge=1, description="Pages fetched at most in one run.")
-    max_bytes: int = Field(5_000_000, ge=1024, description="Largest response body kept, in bytes, after decompression.")
-    max_depth: int = Field(50, ge=0, description="Link hops from a start URL beyond which links are not followed.")
-    max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed for one request.")
-    respect_robots: bool = Field(True, description="Obey robots.txt (disallow rules and Crawl-delay).")
+    max_bytes: int = Field(
+        5_000_000, ge=1024, description="Largest response body kept, in bytes, after decompression."
+    )
+    max_depth: int = Field(
+        50, ge=0, description="Link hops from a start URL beyond which links are not followed."
+    )
+    max_redirects: int = Field(
+        5, ge=0, le=30, description="Redirect hops followed for one request."
+    )
+    respect_robots: bool = Field(
+        True, description="Obey robots.txt (disallow rules and Crawl-delay)."
+    )
     strip_params: list[str] = Field(
         default_factory=lambda: list(DEFAULT_STRIP_PARAMS),
-        description="Query parameters removed from every URL (glob patterns: tracking ids like utm_*).",
+        description="Query parameters removed from every URL (globs: tracking ids like utm_*).",
     )
 
 
@@ -92,11 +142,23 @@ class SiteConfig(_Section):
 
     name: str = Field(description="Short unique name, used in records and --site.")
     start_urls: list[str] = Field(min_length=1, description="Where the crawl of this site starts.")
-    allowed_hosts: list[str] = Field(default_factory=list, description="Hosts the crawl may visit (default: the start URLs' hosts).")
-    include: list[str] = Field(default_factory=list, description="URL regexes; when given, only matching URLs are followed.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts the crawl may visit (default: the start URLs' hosts).",
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="URL regexes; when given, only matching URLs are followed.",
+    )
     exclude: list[str] = Field(default_factory=list, description="URL regexes never followed.")
-    timezone: str = Field("UTC", description="IANA timezone of dates the site writes without an offset.")
-    selectors: dict[str, str] = Field(default_factory=dict, description="CSS selector overrides per field (title, published, author, comments, summary, text, card, ...).")
+    timezone: str = Field(
+        "UTC", description="IANA timezone of dates the site writes without an offset."
+    )
+    selectors: dict[str, str] = Field(
+        default_factory=dict,
+        description="CSS selector overrides per field "
+        "(title, published, author, comments, summary, text, card, ...).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -132,7 +194,9 @@ class SiteConfig(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name like 'Europe/London'") from exc
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name like 'Europe/London'"
+            ) from exc
         return value
 
     @property
@@ -175,7 +239,9 @@ class Settings(_Section):
             if site.name == name:
                 return site
         known = ", ".join(s.name for s in self.sites) or "(none configured)"
-        raise ConfigError(f"no site named {name!r} in the config; configured sites: {known}", key="sites")
+        raise ConfigError(
+            f"no site named {name!r} in the config; configured sites: {known}", key="sites"
+        )
 
 
 def load_settings(
@@ -189,7 +255,7 @@ def load_settings(
     Args:
         path: YAML file to read; None for built-in defaults only.
         environ: environment to read ``CRAWLDEX_SECTION__KEY`` overrides from (not read when None).
-        overrides: dotted keys from CLI flags (``{"crawl.max_pages": 10}``); None values are ignored.
+        overrides: dotted keys from CLI flags (``{"crawl.max_pages": 10}``); None is ignored.
 
     Returns:
         The validated settings, with relative paths resolved.
@@ -216,7 +282,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass --config PATH or set CRAWLDEX_CONFIG", path=str(path)) from None
+        raise ConfigError(
+            f"config file {path} does not exist; pass --config PATH or set CRAWLDEX_CONFIG",
+            path=str(path),
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}", path=str(path)) from None
     try:
@@ -229,12 +298,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (storage, crawl, sites, ...)", path=str(path))
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of sections (storage, crawl, sites, ...)",
+            path=str(path),
+        )
     return data
 
 
 def _environ_overrides(environ: Mapping[str, str]) -> dict[str, str]:
-    """``CRAWLDEX_CRAWL__DELAY=2`` -> ``{"crawl.delay": "2"}`` (CRAWLDEX_CONFIG is not a setting)."""
+    """``CRAWLDEX_CRAWL__DELAY=2`` -> ``{"crawl.delay": "2"}`` (not CRAWLDEX_CONFIG)."""
     found = {}
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and "__" in name:
@@ -261,7 +333,9 @@ def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
     lines = [_describe_problem(err) for err in exc.errors()]
     first_key = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
     where = f"{path}: " if path is not None else ""
-    more = f" (and {len(lines) - 1} more problem(s): {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+    more = (
+        f" (and {len(lines) - 1} more problem(s): {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+    )
     return ConfigError(f"{where}{lines[0]}{more}", path=str(path) if path else None, key=first_key)
 
 
@@ -285,7 +359,11 @@ def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int):
             continue
         annotation = model.model_fields[str(part)].annotation
-        inner: Any = getattr(annotation, "__args__", (annotation,))[0] if str(part) == "sites" else annotation
+        inner: Any = (
+            getattr(annotation, "__args__", (annotation,))[0]
+            if str(part) == "sites"
+            else annotation
+        )
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
             return []
         model = inner

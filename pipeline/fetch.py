@@ -35,7 +35,9 @@ __all__ = ["decode_html", "fetch_page", "fetch_robots", "make_client", "parse_re
 logger = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not httpx's is_redirect: it counts 304
 _MAX_RETRY_AFTER_WAIT = 60.0  # longer Retry-After: give up on the URL now, the host is backed off
@@ -58,7 +60,11 @@ def make_client(
     )
     timeout = httpx.Timeout(settings.timeout, connect=settings.timeout)
     return httpx.AsyncClient(
-        headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5", "Accept-Encoding": "gzip, deflate"},
+        headers={
+            "User-Agent": settings.user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+            "Accept-Encoding": "gzip, deflate",
+        },
         timeout=timeout,
         limits=limits,
         follow_redirects=False,  # followed by hand: every hop is checked against the scope
@@ -67,7 +73,9 @@ def make_client(
     )
 
 
-async def fetch_robots(client: httpx.AsyncClient, url: str, *, settings: CrawlSettings) -> RobotsResponse:
+async def fetch_robots(
+    client: httpx.AsyncClient, url: str, *, settings: CrawlSettings
+) -> RobotsResponse:
     """GET a robots.txt (capped at 500 KiB, redirects followed); status 0 when unreachable."""
     try:
         async with asyncio.timeout(settings.deadline):
@@ -79,8 +87,13 @@ async def fetch_robots(client: httpx.AsyncClient, url: str, *, settings: CrawlSe
 
 
 async def fetch_page(
-    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
-    validators: Validators | None = None, sleep: Sleep = asyncio.sleep,
+    client: httpx.AsyncClient,
+    target: Target,
+    *,
+    settings: CrawlSettings,
+    scope: Scope,
+    validators: Validators | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> Fetched:
     """Fetch ``target`` with retries for transient failures.
 
@@ -103,11 +116,13 @@ async def fetch_page(
     attempt = 0
     while True:
         try:
-            return await _fetch_once(client, target, settings=settings, scope=scope, validators=validators)
+            return await _fetch_once(
+                client, target, settings=settings, scope=scope, validators=validators
+            )
         except FetchError as exc:
             if not exc.transient or attempt >= settings.retries:
                 raise
-            wait = settings.backoff * (2**attempt) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+            wait = settings.backoff * (2**attempt) * random.uniform(0.5, 1.5)
             retry_after = exc.retry_after if isinstance(exc, BadStatus) else None
             if retry_after is not None:
                 if retry_after > _MAX_RETRY_AFTER_WAIT:
@@ -119,13 +134,24 @@ async def fetch_page(
 
 
 async def _fetch_once(
-    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
+    client: httpx.AsyncClient,
+    target: Target,
+    *,
+    settings: CrawlSettings,
+    scope: Scope,
     validators: Validators | None,
 ) -> Fetched:
     started = time.monotonic()
     try:
         async with asyncio.timeout(settings.deadline):
-            return await _follow(client, target, settings=settings, scope=scope, validators=validators, started=started)
+            return await _follow(
+                client,
+                target,
+                settings=settings,
+                scope=scope,
+                validators=validators,
+                started=started,
+            )
     except TimeoutError:
         raise FetchTimeout(
             f"no complete response within {settings.deadline:g}s from {target.url}; "
@@ -140,12 +166,21 @@ async def _fetch_once(
         ) from exc
     except (httpx.TransportError, httpx.DecodingError) as exc:
         transient = not isinstance(exc, httpx.UnsupportedProtocol | httpx.DecodingError)
-        raise FetchError(f"fetching {target.url} failed: {type(exc).__name__}: {exc}", url=target.url, transient=transient) from exc
+        raise FetchError(
+            f"fetching {target.url} failed: {type(exc).__name__}: {exc}",
+            url=target.url,
+            transient=transient,
+        ) from exc
 
 
 async def _follow(
-    client: httpx.AsyncClient, target: Target, *, settings: CrawlSettings, scope: Scope,
-    validators: Validators | None, started: float,
+    client: httpx.AsyncClient,
+    target: Target,
+    *,
+    settings: CrawlSettings,
+    scope: Scope,
+    validators: Validators | None,
+    started: float,
 ) -> Fetched:
     url = target.url
     seen = {url}
@@ -156,13 +191,17 @@ async def _follow(
                 url = _next_hop(url, response, seen, scope)
                 continue
             return await _read(response, target, url, settings=settings, started=started)
-    raise FetchError(f"more than {settings.max_redirects} redirects from {target.url}", url=target.url)
+    raise FetchError(
+        f"more than {settings.max_redirects} redirects from {target.url}", url=target.url
+    )
 
 
 def _next_hop(url: str, response: httpx.Response, seen: set[str], scope: Scope) -> str:
     location = response.headers.get("location")
     if not location:
-        raise BadStatus(f"redirect without Location from {url}", url=url, status=response.status_code)
+        raise BadStatus(
+            f"redirect without Location from {url}", url=url, status=response.status_code
+        )
     nxt: str = urljoin(url, location.strip())
     reason = scope(nxt)
     if reason is not None:
@@ -182,12 +221,25 @@ def _conditional_headers(validators: Validators | None) -> dict[str, str]:
     return headers
 
 
-async def _read(response: httpx.Response, target: Target, url: str, *, settings: CrawlSettings, started: float) -> Fetched:
+async def _read(
+    response: httpx.Response, target: Target, url: str, *, settings: CrawlSettings, started: float
+) -> Fetched:
     now = datetime.now(UTC)
-    validators = Validators(etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"))
+    validators = Validators(
+        etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
+    )
     if response.status_code == 304:
-        return Fetched(target=target, url=url, status=304, text="", encoding="", fetched_at=now,
-                       validators=validators, elapsed=time.monotonic() - started, not_modified=True)
+        return Fetched(
+            target=target,
+            url=url,
+            status=304,
+            text="",
+            encoding="",
+            fetched_at=now,
+            validators=validators,
+            elapsed=time.monotonic() - started,
+            not_modified=True,
+        )
     if response.status_code != 200:
         raise _bad_status(response, url)
     content_type = response.headers.get("content-type", "")
@@ -196,28 +248,46 @@ async def _read(response: httpx.Response, target: Target, url: str, *, settings:
         raise PageSkipped("not_html", url=url, detail=media_type)
     body = await _read_capped(response, url, settings.max_bytes)
     text, encoding = decode_html(body, content_type)
-    return Fetched(target=target, url=url, status=200, text=text, encoding=encoding, fetched_at=now,
-                   content_type=media_type or "text/html", validators=validators, size=len(body),
-                   elapsed=time.monotonic() - started)
+    return Fetched(
+        target=target,
+        url=url,
+        status=200,
+        text=text,
+        encoding=encoding,
+        fetched_at=now,
+        content_type=media_type or "text/html",
+        validators=validators,
+        size=len(body),
+        elapsed=time.monotonic() - started,
+    )
 
 
 def _bad_status(response: httpx.Response, url: str) -> BadStatus:
     status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+    retry_after = (
+        parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+    )
     return BadStatus(f"HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
 
 
 async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     """The decompressed body, stopping as soon as it passes ``max_bytes`` (a gzip bomb included)."""
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
+    if (
+        declared
+        and declared.isdigit()
+        and int(declared) > max_bytes
+        and "content-encoding" not in response.headers
+    ):
         raise TooLarge(f"{url} is {declared} bytes, over crawl.max_bytes={max_bytes}", url=url)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > max_bytes:
-            raise TooLarge(f"{url} passed crawl.max_bytes={max_bytes} (after decompression)", url=url)
+            raise TooLarge(
+                f"{url} passed crawl.max_bytes={max_bytes} (after decompression)", url=url
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -245,12 +315,19 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
     Returns:
         The text and the name of the encoding used.
     """
-    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, name in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
         if body.startswith(bom):
-            return body[len(bom):].decode(name, errors="replace"), name
+            return body[len(bom) :].decode(name, errors="replace"), name
     header = _HEADER_CHARSET.search(content_type)
     meta = _META_CHARSET.search(body[:4096])
-    for label in (header.group(1) if header else None, meta.group(1).decode("ascii", "replace") if meta else None):
+    for label in (
+        header.group(1) if header else None,
+        meta.group(1).decode("ascii", "replace") if meta else None,
+    ):
         codec = _codec_name(label)
         if codec is not None:
             return body.decode(codec, errors="replace"), codec

@@ -36,7 +36,9 @@ class FrontierQueue(Protocol):
     def begin_cycle(self, site: str, now: datetime) -> int: ...
     def end_cycle(self, site: str, cycle: int, now: datetime) -> None: ...
     def enqueue(self, targets: Iterable[tuple[Target, str]], cycle: int) -> int: ...
-    def claim(self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int) -> list[Target]: ...
+    def claim(
+        self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int
+    ) -> list[Target]: ...
     def release_in_flight(self, sites: Sequence[str]) -> int: ...
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
@@ -60,7 +62,11 @@ def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
     query = parts.query
     if query and strip_params:
         pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if not any(fnmatch.fnmatchcase(k.lower(), p) for p in strip_params)]
+        kept = [
+            (k, v)
+            for k, v in pairs
+            if not any(fnmatch.fnmatchcase(k.lower(), p) for p in strip_params)
+        ]
         if len(kept) != len(pairs):
             query = urlencode(kept)
     netloc = parts.netloc
@@ -88,7 +94,11 @@ class Frontier:
     """Canonicalizes and scopes URLs and feeds them through a ``FrontierQueue``."""
 
     def __init__(
-        self, sites: Sequence[SiteConfig], queue: FrontierQueue, *, strip_params: Sequence[str],
+        self,
+        sites: Sequence[SiteConfig],
+        queue: FrontierQueue,
+        *,
+        strip_params: Sequence[str],
         max_depth: int,
     ) -> None:
         self.sites = {s.name: s for s in sites}
@@ -114,7 +124,12 @@ class Frontier:
             if current is not None and not current[1]:
                 self.cycles[name] = current[0]
                 released = self.queue.release_in_flight([name])
-                logger.info("resuming cycle %s of %s (%s pages back in the queue)", current[0], name, released)
+                logger.info(
+                    "resuming cycle %s of %s (%s pages back in the queue)",
+                    current[0],
+                    name,
+                    released,
+                )
                 resumed[name] = True
                 if self.queue.count([name]) == 0:
                     self._seed(site, now)  # an empty unfinished cycle: nothing to resume
@@ -151,7 +166,7 @@ class Frontier:
         return sum(self.queue.enqueue(items, self.cycles[site]) for site, items in by_site.items())
 
     def links_from(self, parent: Target, page: Extracted) -> list[Target]:
-        """The in-scope targets a page links to: pagination first (carrying its topic), then the rest."""
+        """In-scope targets a page links to: pagination first (with its topic), then the rest."""
         site = self.sites[parent.site]
         depth = parent.depth + 1
         found: dict[str, Target] = {}
@@ -164,7 +179,9 @@ class Frontier:
             self._consider(Target(url=link.url, site=site.name, depth=depth), site, found)
         return list(found.values())
 
-    def _pagination_targets(self, parent: Target, page: ListingPage, depth: int, found: dict[str, Target]) -> None:
+    def _pagination_targets(
+        self, parent: Target, page: ListingPage, depth: int, found: dict[str, Target]
+    ) -> None:
         site = self.sites[parent.site]
         topic_url = parent.topic_url or parent.url
         texts = {link.url: link.text.strip() for link in page.links}
@@ -173,7 +190,9 @@ class Frontier:
             number = _page_number(url, texts.get(url, ""))
             if number is None:
                 number = parent.page_no + 1 if index == 0 and page.next_url else 1000 + index
-            target = Target(url=url, site=site.name, depth=depth, topic_url=topic_url, page_no=number)
+            target = Target(
+                url=url, site=site.name, depth=depth, topic_url=topic_url, page_no=number
+            )
             self._consider(target, site, found)
 
     def _consider(self, target: Target, site: SiteConfig, found: dict[str, Target]) -> None:
@@ -190,7 +209,13 @@ class Frontier:
         if reason is not None:
             self.dropped[reason] += 1
             return
-        found[url] = Target(url=url, site=target.site, depth=target.depth, topic_url=target.topic_url, page_no=target.page_no)
+        found[url] = Target(
+            url=url,
+            site=target.site,
+            depth=target.depth,
+            topic_url=target.topic_url,
+            page_no=target.page_no,
+        )
 
     def canonical_of(self, target: Target, page: ArticlePage) -> str:
         """The record URL of an article: its ``rel=canonical`` when in scope, else the target's."""

@@ -61,7 +61,7 @@ class HostGate:
         return state
 
     def raise_delay(self, host: str, seconds: float) -> None:
-        """Use a longer gap for ``host`` (robots.txt Crawl-delay); never shortens the configured one."""
+        """A longer gap for ``host`` (robots.txt Crawl-delay); never shorter than configured."""
         state = self._state(host)
         state.delay = max(state.delay, self.delay, seconds)
 
@@ -117,7 +117,11 @@ class RobotsCache:
     """
 
     def __init__(
-        self, user_agent: str, fetch: Callable[[str], Awaitable[RobotsResponse]], *, enabled: bool = True
+        self,
+        user_agent: str,
+        fetch: Callable[[str], Awaitable[RobotsResponse]],
+        *,
+        enabled: bool = True,
     ) -> None:
         self.user_agent = user_agent
         self._fetch = fetch
@@ -142,7 +146,11 @@ class RobotsCache:
             return Protego.parse(text)
         if 400 <= response.status < 500:
             return True
-        logger.warning("robots.txt at %s unavailable (status %s): not crawling that host this run", url, response.status or "unreachable")
+        logger.warning(
+            "robots.txt at %s unavailable (status %s): not crawling that host this run",
+            url,
+            response.status or "unreachable",
+        )
         return False
 
     async def disallow_reason(self, url: str) -> str | None:

@@ -7,7 +7,6 @@ path and wraps it in a response.
 """
 
 # Curly quotes and dashes in the markup are deliberate (the spec's real-world punctuation).
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

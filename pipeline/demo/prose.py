@@ -8,7 +8,6 @@ under 30 words, so a paragraph written to a 40-88 word target ends between 40 an
 """
 
 # The curly quotes, dashes and accents are the point: they exercise entity decoding and NFC.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -308,7 +307,7 @@ def capitalize(text: str) -> str:
 
 
 def _title_case(text: str) -> str:
-    """Each space-separated word capitalized (unlike ``str.title``, which gives ``John’S``)."""  # noqa: RUF002
+    """Each space-separated word capitalized (unlike ``str.title``, which gives ``John’S``)."""
     return " ".join(capitalize(word) for word in text.split(" "))
 
 

@@ -63,7 +63,10 @@ class Store:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -110,8 +113,11 @@ class Store:
         ).fetchall()
         return [
             {
-                "id": r["id"], "started_at": r["started_at"], "finished_at": r["finished_at"],
-                "status": r["status"], "sites": json.loads(r["sites"]),
+                "id": r["id"],
+                "started_at": r["started_at"],
+                "finished_at": r["finished_at"],
+                "status": r["status"],
+                "sites": json.loads(r["sites"]),
                 "report": json.loads(r["report"]) if r["report"] else None,
             }
             for r in rows
@@ -141,7 +147,8 @@ class Store:
         """Counts of new/changed/gone changes with ``after < seq <= upto``, per kind."""
         out: dict[str, int] = {}
         for kind, change, n in self._conn.execute(
-            "SELECT kind, change, COUNT(*) FROM changes WHERE seq > ? AND seq <= ? GROUP BY kind, change",
+            "SELECT kind, change, COUNT(*) FROM changes WHERE seq > ? AND seq <= ? "
+            "GROUP BY kind, change",
             (after, upto),
         ):
             out[f"{kind}_{change}"] = int(n)

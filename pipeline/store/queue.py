@@ -75,12 +75,23 @@ class SqliteFrontierQueue:
                     seq = excluded.seq, reason = NULL
                 WHERE pages.cycle < excluded.cycle
                 """,
-                (target.url, target.site, host, target.depth, target.topic_url, target.page_no,
-                 target.depth, cycle, self._seq),
+                (
+                    target.url,
+                    target.site,
+                    host,
+                    target.depth,
+                    target.topic_url,
+                    target.page_no,
+                    target.depth,
+                    cycle,
+                    self._seq,
+                ),
             )
         return self._conn.total_changes - before
 
-    def claim(self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int) -> list[Target]:
+    def claim(
+        self, sites: Sequence[str], exclude_hosts: Collection[str], limit: int
+    ) -> list[Target]:
         """Take up to ``limit`` queued targets of ``sites`` whose host is not excluded."""
         not_hosts = ""
         params: list[object] = list(sites)
@@ -89,7 +100,9 @@ class SqliteFrontierQueue:
             params.extend(exclude_hosts)
         sql = _CLAIM_SQL.format(sites=",".join("?" * len(sites)), not_hosts=not_hosts)
         rows = self._conn.execute(sql, [*params, limit]).fetchall()
-        targets = [Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows]
+        targets = [
+            Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows
+        ]
         self._conn.executemany(
             "UPDATE pages SET state = 'in_flight' WHERE url = ?", [(t.url,) for t in targets]
         )
@@ -107,7 +120,8 @@ class SqliteFrontierQueue:
     def count(self, sites: Sequence[str], state: str = "queued") -> int:
         """How many pages of ``sites`` are in ``state``."""
         row = self._conn.execute(
-            f"SELECT COUNT(*) FROM pages WHERE state = ? AND site IN ({','.join('?' * len(sites))})",
+            f"SELECT COUNT(*) FROM pages WHERE state = ? "
+            f"AND site IN ({','.join('?' * len(sites))})",
             [state, *sites],
         ).fetchone()
         return int(row[0])
@@ -138,11 +152,17 @@ class SqliteFrontierQueue:
             WHERE url = ?
             """,
             (
-                state, reason,
-                fetched_at.isoformat() if fetched_at else None, http_status, kind,
-                validators is not None, validators.etag if validators else None,
-                validators is not None, validators.last_modified if validators else None,
-                packed, url,
+                state,
+                reason,
+                fetched_at.isoformat() if fetched_at else None,
+                http_status,
+                kind,
+                validators is not None,
+                validators.etag if validators else None,
+                validators is not None,
+                validators.last_modified if validators else None,
+                packed,
+                url,
             ),
         )
 

@@ -22,8 +22,16 @@ Change = Literal["new", "changed", "unchanged", "gone"]
 
 # Content fields of an article record, in contract order (the rest is bookkeeping).
 ARTICLE_FIELDS = (
-    "title", "published_at", "updated_at", "author", "comment_count", "summary", "text",
-    "topics", "language", "word_count",
+    "title",
+    "published_at",
+    "updated_at",
+    "author",
+    "comment_count",
+    "summary",
+    "text",
+    "topics",
+    "language",
+    "word_count",
 )
 _CARD_FIELDS = ("title", "published_at", "comment_count", "summary")
 
@@ -48,7 +56,9 @@ class RecordTable:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def _log_change(self, record_id: str, kind: str, change: str, now: datetime, run_id: int | None) -> int:
+    def _log_change(
+        self, record_id: str, kind: str, change: str, now: datetime, run_id: int | None
+    ) -> int:
         cur = self._conn.execute(
             "INSERT INTO changes (record_id, kind, change, at, run_id) VALUES (?, ?, ?, ?, ?)",
             (record_id, kind, change, now.isoformat(), run_id),
@@ -65,8 +75,15 @@ class RecordTable:
         card = json.loads(row["card"]) if row and row["card"] else None
         listed_in = json.loads(row["listed_in"]) if row else []
         return self._write_article(
-            url=rec.url, site=rec.site, page=page, card=card, listed_in=listed_in,
-            fetched_at=rec.fetched_at, row=row, now=now, run_id=run_id,
+            url=rec.url,
+            site=rec.site,
+            page=page,
+            card=card,
+            listed_in=listed_in,
+            fetched_at=rec.fetched_at,
+            row=row,
+            now=now,
+            run_id=run_id,
         )
 
     def save_card(
@@ -79,10 +96,19 @@ class RecordTable:
         if topic_url not in listed_in:
             listed_in.append(topic_url)
         card_fields = {f: getattr(card, f) for f in _CARD_FIELDS}
-        fetched_at = datetime.fromisoformat(row["fetched_at"]) if row and row["fetched_at"] else None
+        fetched_at = (
+            datetime.fromisoformat(row["fetched_at"]) if row and row["fetched_at"] else None
+        )
         return self._write_article(
-            url=card.url, site=site, page=page, card=card_fields, listed_in=listed_in,
-            fetched_at=fetched_at, row=row, now=now, run_id=run_id,
+            url=card.url,
+            site=site,
+            page=page,
+            card=card_fields,
+            listed_in=listed_in,
+            fetched_at=fetched_at,
+            row=row,
+            now=now,
+            run_id=run_id,
         )
 
     def _article_row(self, url: str) -> sqlite3.Row | None:
@@ -92,9 +118,17 @@ class RecordTable:
         return row
 
     def _write_article(
-        self, *, url: str, site: str, page: dict[str, Any] | None, card: dict[str, Any] | None,
-        listed_in: list[str], fetched_at: datetime | None, row: sqlite3.Row | None,
-        now: datetime, run_id: int | None,
+        self,
+        *,
+        url: str,
+        site: str,
+        page: dict[str, Any] | None,
+        card: dict[str, Any] | None,
+        listed_in: list[str],
+        fetched_at: datetime | None,
+        row: sqlite3.Row | None,
+        now: datetime,
+        run_id: int | None,
     ) -> Change:
         merged = merge_article(page, card, self._topic_names(listed_in))
         content_hash = _hash({**merged, "listed_in": listed_in})
@@ -106,9 +140,20 @@ class RecordTable:
                 """INSERT INTO articles (id, url, site, page, card, listed_in, record, content_hash,
                    status, first_seen_at, last_seen_at, fetched_at, seq)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
-                (rid, url, site, _dumps(page) if page else None, _dumps(card) if card else None,
-                 _dumps(listed_in), _dumps(merged), content_hash, now.isoformat(), now.isoformat(),
-                 fetched, seq),
+                (
+                    rid,
+                    url,
+                    site,
+                    _dumps(page) if page else None,
+                    _dumps(card) if card else None,
+                    _dumps(listed_in),
+                    _dumps(merged),
+                    content_hash,
+                    now.isoformat(),
+                    now.isoformat(),
+                    fetched,
+                    seq,
+                ),
             )
             return "new"
         changed = content_hash != row["content_hash"] or row["status"] != "active"
@@ -116,19 +161,32 @@ class RecordTable:
         self._conn.execute(
             """UPDATE articles SET page = ?, card = ?, listed_in = ?, record = ?, content_hash = ?,
                status = 'active', last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
-            (_dumps(page) if page else None, _dumps(card) if card else None, _dumps(listed_in),
-             _dumps(merged), content_hash, now.isoformat(), fetched, seq, url),
+            (
+                _dumps(page) if page else None,
+                _dumps(card) if card else None,
+                _dumps(listed_in),
+                _dumps(merged),
+                content_hash,
+                now.isoformat(),
+                fetched,
+                seq,
+                url,
+            ),
         )
         return "changed" if changed else "unchanged"
 
     def touch_article(self, url: str, now: datetime) -> None:
         """An unchanged article page (304): only ``last_seen_at`` moves."""
-        self._conn.execute("UPDATE articles SET last_seen_at = ? WHERE url = ?", (now.isoformat(), url))
+        self._conn.execute(
+            "UPDATE articles SET last_seen_at = ? WHERE url = ?", (now.isoformat(), url)
+        )
 
     def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:
         """The page at ``url`` is gone (404/410): its record is kept with status ``gone``."""
         for table, kind in (("articles", "article"), ("topics", "topic")):
-            row = self._conn.execute(f"SELECT id, status FROM {table} WHERE url = ?", (url,)).fetchone()
+            row = self._conn.execute(
+                f"SELECT id, status FROM {table} WHERE url = ?", (url,)
+            ).fetchone()
             if row is None or row["status"] == "gone":
                 continue
             seq = self._log_change(row["id"], kind, "gone", now, run_id)
@@ -147,16 +205,26 @@ class RecordTable:
         """Store one page of a topic listing and update its topic record."""
         self._conn.execute(
             """INSERT INTO topic_pages (page_url, topic_url, page_no, article_urls, fetched_at)
-               VALUES (?, ?, ?, ?, ?) ON CONFLICT (page_url) DO UPDATE SET topic_url = excluded.topic_url,
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT (page_url) DO UPDATE SET
+               topic_url = excluded.topic_url,
                page_no = excluded.page_no, article_urls = excluded.article_urls,
                fetched_at = excluded.fetched_at""",
-            (rec.page_url, rec.topic_url, rec.page_no, _dumps(list(card_urls)),
-             rec.fetched_at.isoformat()),
+            (
+                rec.page_url,
+                rec.topic_url,
+                rec.page_no,
+                _dumps(list(card_urls)),
+                rec.fetched_at.isoformat(),
+            ),
         )
         row = self._conn.execute("SELECT * FROM topics WHERE url = ?", (rec.topic_url,)).fetchone()
         name = rec.name or (row["name"] if row else None)
         description = rec.description if rec.page_no == 1 else (row["description"] if row else None)
-        content = {"name": name, "description": description, "article_urls": self.topic_article_urls(rec.topic_url)}
+        content = {
+            "name": name,
+            "description": description,
+            "article_urls": self.topic_article_urls(rec.topic_url),
+        }
         content_hash = _hash(content)
         rid = record_id(rec.topic_url)
         if row is None:
@@ -165,8 +233,18 @@ class RecordTable:
                 """INSERT INTO topics (id, url, site, name, description, content_hash, status,
                    first_seen_at, last_seen_at, fetched_at, seq)
                    VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
-                (rid, rec.topic_url, rec.site, name, description, content_hash, now.isoformat(),
-                 now.isoformat(), rec.fetched_at.isoformat(), seq),
+                (
+                    rid,
+                    rec.topic_url,
+                    rec.site,
+                    name,
+                    description,
+                    content_hash,
+                    now.isoformat(),
+                    now.isoformat(),
+                    rec.fetched_at.isoformat(),
+                    seq,
+                ),
             )
             return "new"
         changed = content_hash != row["content_hash"] or row["status"] != "active"
@@ -174,8 +252,15 @@ class RecordTable:
         self._conn.execute(
             """UPDATE topics SET name = ?, description = ?, content_hash = ?, status = 'active',
                last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
-            (name, description, content_hash, now.isoformat(), rec.fetched_at.isoformat(), seq,
-             rec.topic_url),
+            (
+                name,
+                description,
+                content_hash,
+                now.isoformat(),
+                rec.fetched_at.isoformat(),
+                seq,
+                rec.topic_url,
+            ),
         )
         return "changed" if changed else "unchanged"
 
@@ -198,9 +283,15 @@ class RecordTable:
         return names
 
     # -- reads -------------------------------------------------------------------------------
-    def iter_articles(self, *, since_seq: int = 0, site: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_articles(
+        self, *, since_seq: int = 0, site: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Articles in the export contract's shape, ordered by ``seq`` (change order)."""
-        sql = "SELECT * FROM articles WHERE seq > ?" + (" AND site = ?" if site else "") + " ORDER BY seq"
+        sql = (
+            "SELECT * FROM articles WHERE seq > ?"
+            + (" AND site = ?" if site else "")
+            + " ORDER BY seq"
+        )
         params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
         for row in self._conn.execute(sql, params):
             yield self._article_out(row)
@@ -208,34 +299,57 @@ class RecordTable:
     def _article_out(self, row: sqlite3.Row) -> dict[str, Any]:
         record = json.loads(row["record"])
         return {
-            "kind": "article", "id": row["id"], "url": row["url"], "site": row["site"],
+            "kind": "article",
+            "id": row["id"],
+            "url": row["url"],
+            "site": row["site"],
             **{f: record.get(f) for f in ARTICLE_FIELDS},
             "listed_in": self._topic_names(json.loads(row["listed_in"])),
-            "first_seen_at": row["first_seen_at"], "last_seen_at": row["last_seen_at"],
-            "fetched_at": row["fetched_at"], "content_hash": row["content_hash"],
-            "status": row["status"], "seq": row["seq"],
+            "first_seen_at": row["first_seen_at"],
+            "last_seen_at": row["last_seen_at"],
+            "fetched_at": row["fetched_at"],
+            "content_hash": row["content_hash"],
+            "status": row["status"],
+            "seq": row["seq"],
             "sources": record.get("sources", {}),
         }
 
-    def iter_topics(self, *, since_seq: int = 0, site: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_topics(
+        self, *, since_seq: int = 0, site: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Topics in the export contract's shape, ordered by ``seq``."""
-        sql = "SELECT * FROM topics WHERE seq > ?" + (" AND site = ?" if site else "") + " ORDER BY seq"
+        sql = (
+            "SELECT * FROM topics WHERE seq > ?"
+            + (" AND site = ?" if site else "")
+            + " ORDER BY seq"
+        )
         params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
         for row in self._conn.execute(sql, params):
             urls = self.topic_article_urls(row["url"])
             yield {
-                "kind": "topic", "id": row["id"], "url": row["url"], "site": row["site"],
-                "name": row["name"], "description": row["description"], "article_urls": urls,
-                "article_count": len(urls), "fetched_at": row["fetched_at"],
-                "first_seen_at": row["first_seen_at"], "last_seen_at": row["last_seen_at"],
-                "content_hash": row["content_hash"], "status": row["status"], "seq": row["seq"],
+                "kind": "topic",
+                "id": row["id"],
+                "url": row["url"],
+                "site": row["site"],
+                "name": row["name"],
+                "description": row["description"],
+                "article_urls": urls,
+                "article_count": len(urls),
+                "fetched_at": row["fetched_at"],
+                "first_seen_at": row["first_seen_at"],
+                "last_seen_at": row["last_seen_at"],
+                "content_hash": row["content_hash"],
+                "status": row["status"],
+                "seq": row["seq"],
             }
 
     def counts(self) -> dict[str, int]:
         """Records by kind and status."""
         out: dict[str, int] = {}
         for table in ("articles", "topics"):
-            for status, n in self._conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status"):
+            for status, n in self._conn.execute(
+                f"SELECT status, COUNT(*) FROM {table} GROUP BY status"
+            ):
                 out[f"{table}_{status}"] = int(n)
         return out
 

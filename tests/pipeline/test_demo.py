@@ -1,7 +1,6 @@
 """The bundled demo site: deterministic model, truth that matches the pages, a real HTTP server."""
 
 # The curly quotes and dashes are what the site writes.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -18,8 +18,14 @@ HTML = b"<html><head><title>t</title></head><body><p>caf\xc3\xa9</p></body></htm
 TARGET = Target(url="http://site.test/a/", site="s")
 
 
-def run_fetch(handler: Callable[[httpx.Request], httpx.Response], *, settings: CrawlSettings | None = None,
-              scope=lambda url: None, validators: Validators | None = None, target: Target = TARGET):
+def run_fetch(
+    handler: Callable[[httpx.Request], httpx.Response],
+    *,
+    settings: CrawlSettings | None = None,
+    scope=lambda url: None,
+    validators: Validators | None = None,
+    target: Target = TARGET,
+):
     settings = settings or CrawlSettings(retries=2, backoff=0.01)
     waits: list[float] = []
 
@@ -28,20 +34,33 @@ def run_fetch(handler: Callable[[httpx.Request], httpx.Response], *, settings: C
 
     async def go():
         async with make_client(settings, transport=httpx.MockTransport(handler)) as client:
-            return await fetch_page(client, target, settings=settings, scope=scope, validators=validators, sleep=fake_sleep)
+            return await fetch_page(
+                client,
+                target,
+                settings=settings,
+                scope=scope,
+                validators=validators,
+                sleep=fake_sleep,
+            )
 
     return asyncio.run(go()), waits
 
 
 def html_response(body: bytes = HTML, status: int = 200, **headers: str) -> httpx.Response:
-    return httpx.Response(status, content=body, headers={"content-type": "text/html; charset=utf-8", **headers})
+    return httpx.Response(
+        status, content=body, headers={"content-type": "text/html; charset=utf-8", **headers}
+    )
 
 
 def test_ok_page_is_decoded_and_carries_validators():
-    fetched, _ = run_fetch(lambda r: html_response(etag='"v1"', **{"last-modified": "Sat, 01 Nov 2025 09:30:00 GMT"}))
+    fetched, _ = run_fetch(
+        lambda r: html_response(etag='"v1"', **{"last-modified": "Sat, 01 Nov 2025 09:30:00 GMT"})
+    )
     assert fetched.status == 200
     assert "café" in fetched.text
-    assert fetched.validators == Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT")
+    assert fetched.validators == Validators(
+        etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT"
+    )
     assert fetched.size == len(HTML)
 
 
@@ -52,8 +71,11 @@ def test_user_agent_and_conditional_headers_are_sent():
         seen.append(request)
         return httpx.Response(304)
 
-    fetched, _ = run_fetch(handler, validators=Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT"))
-    assert fetched.not_modified and fetched.text == ""
+    fetched, _ = run_fetch(
+        handler, validators=Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT")
+    )
+    assert fetched.not_modified
+    assert fetched.text == ""
     assert seen[0].headers["user-agent"].startswith("crawldex/")
     assert seen[0].headers["if-none-match"] == '"v1"'
     assert seen[0].headers["if-modified-since"] == "Sat, 01 Nov 2025 09:30:00 GMT"
@@ -68,7 +90,8 @@ def test_404_is_permanent_and_not_retried():
 
     with pytest.raises(BadStatus) as info:
         run_fetch(handler)
-    assert info.value.status == 404 and not info.value.transient
+    assert info.value.status == 404
+    assert not info.value.transient
     assert len(calls) == 1
 
 
@@ -82,21 +105,25 @@ def test_5xx_is_retried_with_growing_backoff_then_fails():
     settings = CrawlSettings(retries=3, backoff=1.0)
     with pytest.raises(BadStatus) as info:
         run_fetch(handler, settings=settings)
-    assert info.value.status == 502 and info.value.transient
+    assert info.value.status == 502
+    assert info.value.transient
     assert len(calls) == 4
 
 
 def test_5xx_then_success_returns_the_page():
     responses = [html_response(status=503), html_response(status=500), html_response()]
     fetched, waits = run_fetch(lambda r: responses.pop(0))
-    assert fetched.status == 200 and len(waits) == 2
-    assert 0.005 <= waits[0] <= 0.015 and 0.01 <= waits[1] <= 0.03  # 0.01 * 2**n * jitter(0.5..1.5)
+    assert fetched.status == 200
+    assert len(waits) == 2
+    assert 0.005 <= waits[0] <= 0.015
+    assert 0.01 <= waits[1] <= 0.03
 
 
 def test_retry_after_seconds_is_waited():
     responses = [html_response(status=429, **{"retry-after": "7"}), html_response()]
     fetched, waits = run_fetch(lambda r: responses.pop(0))
-    assert fetched.status == 200 and waits == [7.0]
+    assert fetched.status == 200
+    assert waits == [7.0]
 
 
 def test_long_retry_after_gives_up_and_reports_it():
@@ -131,12 +158,17 @@ def test_connect_error_is_transient_fetch_error():
 
     with pytest.raises(FetchError) as info:
         run_fetch(handler, settings=CrawlSettings(retries=1, backoff=0.0))
-    assert info.value.transient and len(calls) == 2
+    assert info.value.transient
+    assert len(calls) == 2
 
 
 def test_non_html_is_skipped():
     with pytest.raises(PageSkipped) as info:
-        run_fetch(lambda r: httpx.Response(200, content=b"%PDF", headers={"content-type": "application/pdf"}))
+        run_fetch(
+            lambda r: httpx.Response(
+                200, content=b"%PDF", headers={"content-type": "application/pdf"}
+            )
+        )
     assert info.value.reason == "not_html"
 
 
@@ -171,8 +203,11 @@ def test_redirect_loop_is_detected():
 
 def test_body_over_max_bytes_is_refused_even_when_gzipped():
     bomb = gzip.compress(b"<p>" + b"a" * 200_000)
+
     def handler(request):
-        return httpx.Response(200, content=bomb, headers={"content-type": "text/html", "content-encoding": "gzip"})
+        return httpx.Response(
+            200, content=bomb, headers={"content-type": "text/html", "content-encoding": "gzip"}
+        )
 
     assert len(bomb) < 10_000
     with pytest.raises(TooLarge):
@@ -182,12 +217,33 @@ def test_body_over_max_bytes_is_refused_even_when_gzipped():
 @pytest.mark.parametrize(
     ("body", "content_type", "expected", "encoding"),
     [
-        (b"\xef\xbb\xbf<p>caf\xc3\xa9</p>", "text/html; charset=iso-8859-1", "<p>café</p>", "utf-8"),  # BOM wins
+        (
+            b"\xef\xbb\xbf<p>caf\xc3\xa9</p>",
+            "text/html; charset=iso-8859-1",
+            "<p>café</p>",
+            "utf-8",
+        ),  # BOM wins
         (b"<p>caf\xe9</p>", "text/html; charset=iso-8859-1", "<p>café</p>", "cp1252"),  # header
-        (b'<meta charset="windows-1251"><p>\xcf\xf0\xe8</p>', "text/html", "При", "cp1251"),  # meta prescan
-        (b"<meta http-equiv=Content-Type content='text/html; charset=koi8-r'><p>\xf0\xd2\xc9</p>", "", "При", "koi8-r"),
+        (
+            b'<meta charset="windows-1251"><p>\xcf\xf0\xe8</p>',
+            "text/html",
+            "При",
+            "cp1251",
+        ),  # meta prescan
+        (
+            b"<meta http-equiv=Content-Type content='text/html; charset=koi8-r'>"
+            b"<p>\xf0\xd2\xc9</p>",
+            "",
+            "При",
+            "koi8-r",
+        ),
         (b"<p>caf\xc3\xa9</p>", "text/html", "<p>café</p>", "utf-8"),  # undeclared utf-8
-        (b'<meta charset="no-such-codec"><p>ok</p>', "text/html; charset=bogus", "<p>ok</p>", "utf-8"),
+        (
+            b'<meta charset="no-such-codec"><p>ok</p>',
+            "text/html; charset=bogus",
+            "<p>ok</p>",
+            "utf-8",
+        ),
     ],
 )
 def test_decode_html_order(body, content_type, expected, encoding):

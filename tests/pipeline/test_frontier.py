@@ -45,7 +45,9 @@ def test_scope(url, reason):
 
 
 def test_include_rules_limit_scope():
-    site = SiteConfig(name="s", start_urls=["http://site.test/"], include=[r"/topics/", r"/20\d\d/"])
+    site = SiteConfig(
+        name="s", start_urls=["http://site.test/"], include=[r"/topics/", r"/20\d\d/"]
+    )
     assert out_of_scope_reason("http://site.test/topics/x/", site) is None
     assert out_of_scope_reason("http://site.test/about/", site) == "not_included"
 
@@ -62,11 +64,17 @@ def frontier(tmp_path):
 def test_links_from_a_listing_carry_topic_and_page_numbers(frontier):
     parent = Target(url="http://site.test/topics/x/", site="s", depth=1)
     page = ListingPage(
-        url=parent.url, name="X", description=None,
+        url=parent.url,
+        name="X",
+        description=None,
         cards=(Card(url="http://site.test/2025/11/a/?utm_source=x"),),
         next_url="http://site.test/topics/x/page/2/",
         page_urls=("http://site.test/topics/x/page/2/", "http://site.test/topics/x/page/3/"),
-        links=(Link("http://site.test/topics/x/page/3/", "3"), Link("http://other.test/"), Link("mailto:x@y")),
+        links=(
+            Link("http://site.test/topics/x/page/3/", "3"),
+            Link("http://other.test/"),
+            Link("mailto:x@y"),
+        ),
     )
     targets = {t.url: t for t in frontier.links_from(parent, page)}
     assert targets["http://site.test/topics/x/page/2/"].page_no == 2
@@ -74,12 +82,19 @@ def test_links_from_a_listing_carry_topic_and_page_numbers(frontier):
     assert targets["http://site.test/topics/x/page/3/"].topic_url == parent.url
     assert targets["http://site.test/2025/11/a/"].depth == 2
     assert "http://other.test/" not in targets
-    assert frontier.dropped["host"] == 1 and frontier.dropped["scheme"] == 1
+    assert frontier.dropped["host"] == 1
+    assert frontier.dropped["scheme"] == 1
 
 
 def test_depth_limit_drops_deep_links(frontier):
     parent = Target(url="http://site.test/deep/", site="s", depth=3)
-    page = ListingPage(url=parent.url, name=None, description=None, cards=(), links=(Link("http://site.test/deeper/"),))
+    page = ListingPage(
+        url=parent.url,
+        name=None,
+        description=None,
+        cards=(),
+        links=(Link("http://site.test/deeper/"),),
+    )
     assert frontier.links_from(parent, page) == []
     assert frontier.dropped["max_depth"] == 1
 

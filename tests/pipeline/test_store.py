@@ -1,4 +1,4 @@
-"""Store: card/page merge, idempotent upserts, change tracking, gone records, topic pages, resume."""
+"""Store: card/page merge, idempotent upserts, changes, gone records, topic pages, resume."""
 
 from __future__ import annotations
 
@@ -17,10 +17,19 @@ TOPIC = "http://site.test/topics/immunomodulation/"
 
 def article(**changes) -> ArticleRecord:
     fields = {
-        "site": "s", "url": URL, "title": "Valproic Acid and the Immune System",
-        "published_at": "2025-11-01T09:30:00+00:00", "updated_at": None, "author": "Jane Doe",
-        "comment_count": 9, "summary": "Meta description.", "text": "Para one.\n\nPara two.",
-        "topics": ("Immunomodulation",), "language": "en", "word_count": 4, "content_hash": "x",
+        "site": "s",
+        "url": URL,
+        "title": "Valproic Acid and the Immune System",
+        "published_at": "2025-11-01T09:30:00+00:00",
+        "updated_at": None,
+        "author": "Jane Doe",
+        "comment_count": 9,
+        "summary": "Meta description.",
+        "text": "Para one.\n\nPara two.",
+        "topics": ("Immunomodulation",),
+        "language": "en",
+        "word_count": 4,
+        "content_hash": "x",
         "fetched_at": T0,
     }
     fields.update(changes)
@@ -28,17 +37,27 @@ def article(**changes) -> ArticleRecord:
 
 
 def card(**changes) -> CardRecord:
-    fields = {"url": URL, "title": "Valproic Acid and the Immune System", "published_at": "2025-11-01",
-              "comment_count": 8, "summary": "Card excerpt."}
+    fields = {
+        "url": URL,
+        "title": "Valproic Acid and the Immune System",
+        "published_at": "2025-11-01",
+        "comment_count": 8,
+        "summary": "Card excerpt.",
+    }
     fields.update(changes)
     return CardRecord(**fields)
 
 
 def topic_page(page_no: int = 1, page_url: str = TOPIC, urls=(URL,)) -> TopicPageRecord:
     return TopicPageRecord(
-        site="s", topic_url=TOPIC, page_url=page_url, page_no=page_no, name="Immunomodulation",
+        site="s",
+        topic_url=TOPIC,
+        page_url=page_url,
+        page_no=page_no,
+        name="Immunomodulation",
         description="About immunomodulation." if page_no == 1 else None,
-        cards=tuple(card(url=u) for u in urls), fetched_at=T0,
+        cards=tuple(card(url=u) for u in urls),
+        fetched_at=T0,
     )
 
 
@@ -60,9 +79,13 @@ def test_article_page_wins_over_card_except_summary(store):
         assert store.records.save_article(article(), T0, 1) == "changed"
     (rec,) = store.records.iter_articles()
     assert rec["id"] == record_id(URL)
-    assert rec["published_at"] == "2025-11-01T09:30:00+00:00"  # page's timestamp beats the card's day
+    assert (
+        rec["published_at"] == "2025-11-01T09:30:00+00:00"
+    )  # page's timestamp beats the card's day
     assert rec["comment_count"] == 9  # page wins
-    assert rec["summary"] == "Card excerpt."  # the site's own excerpt wins over the meta description
+    assert (
+        rec["summary"] == "Card excerpt."
+    )  # the site's own excerpt wins over the meta description
     assert rec["listed_in"] == ["Immunomodulation"]
     assert rec["topics"] == ["Immunomodulation"]
 
@@ -106,11 +129,16 @@ def test_gone_keeps_the_record_and_a_refetch_revives_it(store):
         assert store.records.mark_gone(URL, T0, 1) == "gone"
         assert store.records.mark_gone(URL, T0, 1) is None  # already gone: no new change
     (rec,) = store.records.iter_articles()
-    assert rec["status"] == "gone" and rec["title"]
+    assert rec["status"] == "gone"
+    assert rec["title"]
     with store.transaction():
         assert store.records.save_article(article(), T0, 2) == "changed"
     assert next(store.records.iter_articles())["status"] == "active"
-    assert store.changes_between(0, store.max_seq()) == {"article_new": 1, "article_gone": 1, "article_changed": 1}
+    assert store.changes_between(0, store.max_seq()) == {
+        "article_new": 1,
+        "article_gone": 1,
+        "article_changed": 1,
+    }
 
 
 def test_topic_article_urls_follow_page_order_across_pages(store):
@@ -120,7 +148,9 @@ def test_topic_article_urls_follow_page_order_across_pages(store):
     (topic,) = store.records.iter_topics()
     assert topic["article_urls"] == [URL, second]
     assert topic["article_count"] == 2
-    assert topic["description"] == "About immunomodulation."  # page 2 (no description) does not erase it
+    assert (
+        topic["description"] == "About immunomodulation."
+    )  # page 2 (no description) does not erase it
 
 
 def test_queue_dedupes_within_a_cycle_and_requeues_in_the_next(store):
@@ -141,7 +171,13 @@ def test_claim_skips_busy_hosts_and_in_flight_rows_are_released(store):
     q = store.queue
     with store.transaction():
         cycle = q.begin_cycle("s", T0)
-        q.enqueue([(Target(url="http://a.test/", site="s"), "a.test"), (Target(url="http://b.test/", site="s"), "b.test")], cycle)
+        q.enqueue(
+            [
+                (Target(url="http://a.test/", site="s"), "a.test"),
+                (Target(url="http://b.test/", site="s"), "b.test"),
+            ],
+            cycle,
+        )
     (only_b,) = q.claim(["s"], {"a.test"}, 5)
     assert only_b.url == "http://b.test/"
     assert q.count(["s"], "in_flight") == 1
@@ -150,9 +186,8 @@ def test_claim_skips_busy_hosts_and_in_flight_rows_are_released(store):
 
 
 def test_directory_lock_refuses_a_second_holder(tmp_path):
-    with DirectoryLock(tmp_path, "crawl"):
-        with pytest.raises(StoreError, match="already crawling"):
-            DirectoryLock(tmp_path, "crawl").acquire()
+    with DirectoryLock(tmp_path, "crawl"), pytest.raises(StoreError, match="already crawling"):
+        DirectoryLock(tmp_path, "crawl").acquire()
     with DirectoryLock(tmp_path, "crawl"):  # released: can be taken again
         pass
 
