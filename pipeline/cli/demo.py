@@ -126,7 +126,7 @@ def _summary(
     print_report(console, report, settings)
     topic = site.topics[0].name
     query = topic.split()[0].lower()
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     out.print(
         f"\n[bold]Demo done[/] in {elapsed:.1f} s: {report.pages_fetched} pages fetched, "
         f"{stats.articles} articles and {stats.topics} topics stored."

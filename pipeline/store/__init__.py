@@ -144,12 +144,20 @@ class Store:
         return int(row[0])
 
     def changes_between(self, after: int, upto: int) -> dict[str, int]:
-        """Counts of new/changed/gone changes with ``after < seq <= upto``, per kind."""
+        """Records new, changed or gone with ``after < seq <= upto``, per kind.
+
+        Each record counts once: ``new`` if it appeared in the range (however often it changed
+        after), else ``gone`` if its last change was going, else ``changed``.
+        """
         out: dict[str, int] = {}
-        for kind, change, n in self._conn.execute(
-            "SELECT kind, change, COUNT(*) FROM changes WHERE seq > ? AND seq <= ? "
-            "GROUP BY kind, change",
-            (after, upto),
-        ):
-            out[f"{kind}_{change}"] = int(n)
+        rows = self._conn.execute(
+            """SELECT kind, MAX(change = 'new') AS is_new,
+                      (SELECT c2.change FROM changes c2 WHERE c2.record_id = c.record_id
+                       AND c2.seq > ? AND c2.seq <= ? ORDER BY c2.seq DESC LIMIT 1) AS last
+               FROM changes c WHERE seq > ? AND seq <= ? GROUP BY kind, record_id""",
+            (after, upto, after, upto),
+        )
+        for kind, is_new, last in rows:
+            change = "new" if is_new else ("gone" if last == "gone" else "changed")
+            out[f"{kind}_{change}"] = out.get(f"{kind}_{change}", 0) + 1
         return out

@@ -158,3 +158,10 @@ def test_index_agrees_with_the_store(crawled):
     info = store_status(settings)
     assert search_index.doc_count(index_dir(settings)) == info["counts"]["articles_active"]
     assert info["index_seq"] == info["store_seq"]
+
+
+def test_first_run_counts_each_record_once(crawled, demo_site):
+    assert crawled["first"].changes == {
+        "article_new": len(demo_site.articles),
+        "topic_new": len(demo_site.topics),
+    }
