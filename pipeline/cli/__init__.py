@@ -58,7 +58,7 @@ class _Group(click.Group):
 def _fail(exc: PipelineError) -> None:
     console = Console(stderr=True, highlight=False)
     console.print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
-    if isinstance(exc, QuerySyntaxError) and exc.hint:
+    if isinstance(exc, QuerySyntaxError) and exc.hint and exc.hint not in str(exc):
         console.print(f"Hint: {exc.hint}", soft_wrap=True, markup=False)
     raise SystemExit(2 if isinstance(exc, ConfigError | QuerySyntaxError) else 1)
 

@@ -148,8 +148,10 @@ def _marked(snippet: str) -> Text:
 
 
 def print_status(info: dict[str, Any]) -> None:
-    """``crawldex status`` as tables."""
+    """``crawldex status`` as tables (full width when piped, so nothing is cut)."""
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
     console.print(f"[bold]data directory[/] {info['data_dir']}")
     counts = Table("records", "active", "gone", box=None)
     for kind in ("articles", "topics"):
