@@ -287,14 +287,14 @@ class RecordTable:
         self, *, since_seq: int = 0, site: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Articles in the export contract's shape, ordered by ``seq`` (change order)."""
-        sql = (
-            "SELECT * FROM articles WHERE seq > ?"
-            + (" AND site = ?" if site else "")
-            + " ORDER BY seq"
-        )
-        params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
-        for row in self._conn.execute(sql, params):
+        for row in self._changed_rows("articles", since_seq, site):
             yield self._article_out(row)
+
+    def _changed_rows(self, table: str, since_seq: int, site: str | None) -> Iterator[sqlite3.Row]:
+        """Rows of ``table`` changed after ``since_seq`` (of one site), in change order."""
+        where = "seq > ?" + (" AND site = ?" if site else "")
+        params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
+        yield from self._conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY seq", params)
 
     def _article_out(self, row: sqlite3.Row) -> dict[str, Any]:
         record = json.loads(row["record"])
@@ -318,13 +318,7 @@ class RecordTable:
         self, *, since_seq: int = 0, site: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Topics in the export contract's shape, ordered by ``seq``."""
-        sql = (
-            "SELECT * FROM topics WHERE seq > ?"
-            + (" AND site = ?" if site else "")
-            + " ORDER BY seq"
-        )
-        params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
-        for row in self._conn.execute(sql, params):
+        for row in self._changed_rows("topics", since_seq, site):
             urls = self.topic_article_urls(row["url"])
             yield {
                 "kind": "topic",
