@@ -56,6 +56,9 @@ _MAX_DATE_TEXT = 80  # longer strings are sentences, not date stamps
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff\u2060"), None)
 _CONTROLS = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], " ")
 _LINE_BREAKS = str.maketrans({"\r": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n\n"})
+_ODD_CHARS = {**_ZERO_WIDTH, **_LINE_BREAKS, **_CONTROLS}  # disjoint keys: one table, one pass
+_HAS_ODD = re.compile("[" + re.escape("".join(map(chr, _ODD_CHARS))) + "]")
+# str.translate with a dict costs a lookup per character: only run it when there is work to do.
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?")
 _WORD = re.compile(r"\w+(?:(?:['\u2019-]|(?<=\d)[.,](?=\d))\w+)*")
 _AUTHOR_PREFIX = re.compile(r"^(?:posted\s+by|written\s+by|by|author)\s*:?\s+", re.IGNORECASE)
@@ -89,12 +92,13 @@ def clean_text(text: str | None) -> str | None:
 def _clean_once(text: str) -> str:
     """One pass of the cleaning steps of ``clean_text``."""
     text = unicodedata.normalize("NFC", text)
-    while _ENTITY.search(text):
+    while "&" in text and _ENTITY.search(text):
         decoded = html.unescape(text)
         if decoded == text:
             break
         text = decoded
-    text = text.translate(_ZERO_WIDTH).translate(_LINE_BREAKS).translate(_CONTROLS)
+    if _HAS_ODD.search(text):
+        text = text.translate(_ODD_CHARS)
     paragraphs: list[str] = []
     lines: list[str] = []
     for line in [*text.split("\n"), ""]:
