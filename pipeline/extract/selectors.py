@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.models import ArchiveKind
+
 # --- where to look ------------------------------------------------------------------------------
 
 MAIN = ("main", "[role=main]", "#main", "#content", ".site-main", ".content")
@@ -90,6 +92,24 @@ NEXT_TEXT = re.compile(
 
 ARCHIVE_BODY_CLASSES = frozenset({"archive", "category", "tag", "author", "blog", "tax", "paged"})
 """Body classes (WordPress and alike) of listing pages."""
+ARCHIVE_KINDS: dict[ArchiveKind, frozenset[str]] = {
+    "search": frozenset({"search", "search-results", "search-no-results", "path-search"}),
+    "author": frozenset({"author", "author-template", "page-user", "path-user", "author-archive"}),
+    "date": frozenset({"date", "date-archive", "archive-date"}),
+}
+"""Body classes that say a listing is not a topic archive (WordPress, Ghost, Drupal)."""
+ARCHIVE_PATHS: dict[ArchiveKind, re.Pattern[str]] = {
+    "search": re.compile(r"/search/?$|/search/(?!label/)|[?&](?:s|q|query)=", re.I),
+    "author": re.compile(r"/(?:author|authors|user|users|profile|people|writers?)/[^/]+", re.I),
+    "date": re.compile(r"^/(?:19|20)\d\d/(?:\d\d/){0,2}(?:page/\d+/?)?$"),
+}
+"""URL shapes of search, author and date archives (Blogger's ``/search/label/x`` is a topic)."""
+ARCHIVE_HEADINGS: dict[ArchiveKind, re.Pattern[str]] = {
+    "author": re.compile(r"^(?:author|posts?\s+by|articles?\s+by|stories\s+by)\b", re.I),
+    "search": re.compile(r"^(?:search\s+results|results\s+for|you\s+searched)\b", re.I),
+    "date": re.compile(r"^(?:(?:daily|monthly|yearly)\s+archives?|month|year|day)\s*:", re.I),
+}
+"""Heading wordings of non-topic archives."""
 SINGLE_CARD = "article, .post, .hentry, .h-entry, .post-card, .type-post"
 """Elements that can be a card on their own (the last page of a topic may hold just one)."""
 
