@@ -26,9 +26,9 @@ from pipeline.extract.dom import (
     select_ids,
 )
 from pipeline.extract.selectors import (
+    ARCHIVE_HEADINGS,
     ARCHIVE_KINDS,
     ARCHIVE_PATHS,
-    ARCHIVE_HEADINGS,
     LISTING_DESCRIPTION,
     LISTING_NAME,
     NAME_PREFIX,
@@ -44,6 +44,7 @@ from pipeline.models import ArchiveKind, ListingPage
 __all__ = ["archive_kind", "extract_listing", "listing_heading"]
 
 MAX_DESCRIPTION_PARAGRAPHS = 30
+
 
 def listing_heading(
     doc: Document, scope: LexborNode, group: CardGroup, selectors: Mapping[str, str]
