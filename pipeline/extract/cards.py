@@ -35,6 +35,7 @@ from pipeline.extract.selectors import (
     CARD_TITLE,
     COUNT_LIKE,
     DATE_LIKE,
+    HEADINGS,
     LISTING_PATH,
     MEDIA_PATH,
     NOISE,
@@ -108,7 +109,7 @@ def _single_card(doc: Document, scope: LexborNode) -> CardGroup | None:
     for node in select(scope, SINGLE_CARD):
         if is_inside(node, noise) or select_first(node, "h1") is not None:
             continue
-        heading = select_first(node, CARD_TITLE)
+        heading = select_first(node, CARD_TITLE) or select_first(node, HEADINGS)
         anchor = select_first(heading, "a[href]") if heading is not None else None
         url = doc.resolve(attr(anchor, "href")) if anchor is not None else None
         if url and _article_like(url := urldefrag(url).url, host, own):
@@ -249,6 +250,8 @@ def read_card(
     title_node = next(_candidates(card, CARD_TITLE, hints, "title"), None)
     if title_node is not None:
         _remember(title_node, CARD_TITLE, hints, "title")
+    else:
+        title_node = select_first(card, HEADINGS)
     title = _card_title(doc, card, title_node, url)
     taken = {title_node.mem_id} if title_node is not None else set()
     summary_node, summary = _card_summary(card, taken, title, hints)

@@ -8,7 +8,7 @@ topic: author, date and search archives list posts too, but their heading is not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import unquote, urldefrag, urlsplit
 
 from selectolax.lexbor import LexborNode
 
@@ -29,6 +29,7 @@ from pipeline.extract.selectors import (
     ARCHIVE_HEADINGS,
     ARCHIVE_KINDS,
     ARCHIVE_PATHS,
+    LABEL_PATH,
     LISTING_DESCRIPTION,
     LISTING_NAME,
     NAME_PREFIX,
@@ -70,7 +71,8 @@ def listing_heading(
             name = _clean_name(inline_text(node))
             if name:
                 return node, name
-    return None, None
+    label = LABEL_PATH.search(doc.url)
+    return None, (unquote(label.group(1)).strip() or None) if label else None
 
 
 def _clean_name(text: str) -> str:

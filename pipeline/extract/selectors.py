@@ -63,15 +63,17 @@ LISTING_NAME = (
 LISTING_DESCRIPTION = (
     ".archive-description", ".taxonomy-description", ".term-description", ".tag-description",
     ".category-description", ".page-description", ".author-description", ".archive-meta",
+    ".field--name-description", ".section-dek",
 )  # fmt: skip
 SITE_TITLE = ".site-title, .site-name, .logo, .site-branding"
 CARD_TITLE = (
-    ".entry-title, .post-title, .post-card-title, .card-title, [itemprop=headline], .p-name, "
-    + HEADINGS
+    ".entry-title, .post-title, .post-card-title, .card-title, [itemprop=headline], .p-name"
 )
+"""Card title markup; a card's first heading is the fallback (a date header is not a title)."""
 CARD_DATE = (
     ".posted-on, .entry-date, .post-date, .published, .dt-published, .date, .meta-date, "
-    ".post-card-meta-date, [itemprop=datePublished], .date-header, abbr"
+    ".post-card-meta-date, [itemprop=datePublished], .date-header, .field--name-created, "
+    ".timestamp, abbr"
 )
 CARD_COMMENTS = (
     ".comments-count, .comments-link, .comment-count, .comments-number, .post-comments, "
@@ -79,7 +81,7 @@ CARD_COMMENTS = (
 )
 CARD_SUMMARY = (
     ".entry-summary, .post-excerpt, .post-card-excerpt, .entry-excerpt, .excerpt, .summary, "
-    ".p-summary, [itemprop=description], .post-summary, .card-text"
+    ".p-summary, [itemprop=description], .post-summary, .card-text, .dek, .standfirst"
 )
 PAGINATION = (
     ".pagination, .nav-links, .page-numbers, .wp-pagenavi, .pager, nav.navigation, "
@@ -110,6 +112,8 @@ ARCHIVE_HEADINGS: dict[ArchiveKind, re.Pattern[str]] = {
     "date": re.compile(r"^(?:(?:daily|monthly|yearly)\s+archives?|month|year|day)\s*:", re.I),
 }
 """Heading wordings of non-topic archives."""
+LABEL_PATH = re.compile(r"/search/label/([^/?#]+)")
+"""Blogger's label pages name their topic only in the URL (and a status line)."""
 SINGLE_CARD = "article, .post, .hentry, .h-entry, .post-card, .type-post"
 """Elements that can be a card on their own (the last page of a topic may hold just one)."""
 
@@ -137,9 +141,12 @@ AUTHOR = (
 """Byline selectors, most precise first."""
 TOPICS = (
     "a[rel~=tag], a[rel~=category], .cat-links a, .tags-links a, .post-categories a, "
-    ".post-tags a, .entry-categories a, .post-labels a, .p-category"
+    ".post-tags a, .entry-categories a, .post-labels a, .p-category, .field--name-field-tags a, "
+    ".field--name-field-category a"
 )
-DATE_TEXT = ".posted-on, .entry-date, .post-date, .published, .date, .meta-date"
+DATE_TEXT = (
+    ".posted-on, .entry-date, .post-date, .published, .date, .meta-date, .field--name-created"
+)
 COMMENT_LINK = (
     ".comments-link, .comments-count, .comment-count, .comments-number, .comment-link, "
     "a[href$='#comments'], a[href$='#respond']"
