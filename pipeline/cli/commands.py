@@ -291,6 +291,7 @@ def extract(
     if url and len(paths) > 1:
         raise click.UsageError("--url applies to a single page; pass one FILE_OR_URL with it")
     failed = 0
+    stdout = click.get_text_stream("stdout")  # buffered: click.echo flushes every line
     for source in paths:
         try:
             result = inspect_page(source, settings, url=url, site_name=site_name)
@@ -300,9 +301,10 @@ def extract(
             failed += 1
             result = {"source": source, "error": str(exc)}
         if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+            stdout.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
         else:
             echo_json(result)
+    stdout.flush()
     if failed:
         state.stderr.print(f"{failed} of {len(paths)} pages could not be read")
         raise SystemExit(1)
