@@ -154,6 +154,11 @@ class SiteConfig(_Section):
     timezone: str = Field(
         "UTC", description="IANA timezone of dates the site writes without an offset."
     )
+    day_first: bool = Field(
+        False,
+        description="Read numeric dates such as 01/11/2025 as day/month (1 November), "
+        "not month/day; a date only one order makes valid is read that way either way.",
+    )
     selectors: dict[str, str] = Field(
         default_factory=dict,
         description="CSS selector overrides per field "

@@ -14,6 +14,9 @@ from datetime import datetime
 from typing import Literal
 
 PageKind = Literal["listing", "article", "other"]
+ArchiveKind = Literal["topic", "author", "date", "search"]
+"""What a listing lists: a topic (category/tag/label), an author's, a month's or a search's posts.
+Only topic archives name topics; the others are crawled for their cards alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,8 @@ class Card:
 
 @dataclass(frozen=True, slots=True)
 class ListingPage:
-    """A topic (category/tag) listing page."""
+    """A listing page: a topic (category/tag) archive, or an author, date or search archive
+    (``archive``), whose cards are followed but whose name is not a topic."""
 
     url: str
     name: str | None
@@ -100,6 +104,7 @@ class ListingPage:
     next_url: str | None = None
     page_urls: tuple[str, ...] = ()
     links: tuple[Link, ...] = ()
+    archive: ArchiveKind = "topic"
     kind: Literal["listing"] = "listing"
 
 

@@ -325,6 +325,8 @@ class _Crawler:
             url = self.frontier.canonical_of(target, page)
             self.store.records.save_article(replace(record, url=url), now, run_id)
         elif isinstance(record, TopicPageRecord) and isinstance(page, ListingPage):
+            if page.archive != "topic":
+                return  # an author/date/search archive: its cards are followed, not topics
             cards = [replace(card, url=self.frontier.canonical(card.url)) for card in record.cards]
             cards = [
                 c for c in cards if out_of_scope_reason(c.url, self.sites[target.site]) is None

@@ -291,6 +291,7 @@ def extract(
     if url and len(paths) > 1:
         raise click.UsageError("--url applies to a single page; pass one FILE_OR_URL with it")
     failed = 0
+    lines: list[str] = []  # JSON lines are echoed in batches: click.echo flushes every call
     for source in paths:
         try:
             result = inspect_page(source, settings, url=url, site_name=site_name)
@@ -300,12 +301,20 @@ def extract(
             failed += 1
             result = {"source": source, "error": str(exc)}
         if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+            lines.append(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+            if len(lines) >= _JSON_BATCH:
+                click.echo("\n".join(lines))
+                lines.clear()
         else:
             echo_json(result)
+    if lines:
+        click.echo("\n".join(lines))
     if failed:
         state.stderr.print(f"{failed} of {len(paths)} pages could not be read")
         raise SystemExit(1)
+
+
+_JSON_BATCH = 200
 
 
 def _expand_sources(sources: tuple[str, ...]) -> Iterator[str]:

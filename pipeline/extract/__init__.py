@@ -25,6 +25,7 @@ from selectolax.lexbor import LexborNode
 
 from pipeline.config import SiteConfig
 from pipeline.extract.article import extract_article, has_article_evidence, page_title
+from pipeline.extract.cards import find_card_group
 from pipeline.extract.dom import (
     Document,
     is_inside,
@@ -32,7 +33,7 @@ from pipeline.extract.dom import (
     select,
     select_first,
 )
-from pipeline.extract.listing import extract_listing, find_card_group, listing_heading
+from pipeline.extract.listing import extract_listing, listing_heading
 from pipeline.extract.selectors import MAIN, SITE_TITLE
 from pipeline.extract.structured import JsonLd, read_jsonld, read_meta
 from pipeline.models import Extracted, Fetched, OtherPage

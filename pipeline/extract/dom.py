@@ -149,7 +149,7 @@ def _limit_nesting(html: str) -> str:
 
 def select(node: LexborNode | None, query: str) -> list[LexborNode]:
     """Matches of a CSS selector list under ``node``, each once, in page order."""
-    if node is None:
+    if node is None or not query:
         return []
     try:
         found = node.css(query)
@@ -168,7 +168,7 @@ def select(node: LexborNode | None, query: str) -> list[LexborNode]:
 
 def select_first(node: LexborNode | None, query: str) -> LexborNode | None:
     """The first match of a CSS selector under ``node``, or None (also for a bad selector)."""
-    if node is None:
+    if node is None or not query:  # lexbor raises on an empty query, and raising costs ~25 us
         return None
     try:
         return node.css_first(query)

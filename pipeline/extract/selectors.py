@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.models import ArchiveKind
+
 # --- where to look ------------------------------------------------------------------------------
 
 MAIN = ("main", "[role=main]", "#main", "#content", ".site-main", ".content")
@@ -61,15 +63,17 @@ LISTING_NAME = (
 LISTING_DESCRIPTION = (
     ".archive-description", ".taxonomy-description", ".term-description", ".tag-description",
     ".category-description", ".page-description", ".author-description", ".archive-meta",
+    ".field--name-description", ".section-dek",
 )  # fmt: skip
 SITE_TITLE = ".site-title, .site-name, .logo, .site-branding"
 CARD_TITLE = (
-    ".entry-title, .post-title, .post-card-title, .card-title, [itemprop=headline], .p-name, "
-    + HEADINGS
+    ".entry-title, .post-title, .post-card-title, .card-title, [itemprop=headline], .p-name"
 )
+"""Card title markup; a card's first heading is the fallback (a date header is not a title)."""
 CARD_DATE = (
     ".posted-on, .entry-date, .post-date, .published, .dt-published, .date, .meta-date, "
-    ".post-card-meta-date, [itemprop=datePublished], .date-header, abbr"
+    ".post-card-meta-date, [itemprop=datePublished], .date-header, .field--name-created, "
+    ".timestamp, abbr"
 )
 CARD_COMMENTS = (
     ".comments-count, .comments-link, .comment-count, .comments-number, .post-comments, "
@@ -77,7 +81,7 @@ CARD_COMMENTS = (
 )
 CARD_SUMMARY = (
     ".entry-summary, .post-excerpt, .post-card-excerpt, .entry-excerpt, .excerpt, .summary, "
-    ".p-summary, [itemprop=description], .post-summary, .card-text"
+    ".p-summary, [itemprop=description], .post-summary, .card-text, .dek, .standfirst"
 )
 PAGINATION = (
     ".pagination, .nav-links, .page-numbers, .wp-pagenavi, .pager, nav.navigation, "
@@ -90,6 +94,26 @@ NEXT_TEXT = re.compile(
 
 ARCHIVE_BODY_CLASSES = frozenset({"archive", "category", "tag", "author", "blog", "tax", "paged"})
 """Body classes (WordPress and alike) of listing pages."""
+ARCHIVE_KINDS: dict[ArchiveKind, frozenset[str]] = {
+    "search": frozenset({"search", "search-results", "search-no-results", "path-search"}),
+    "author": frozenset({"author", "author-template", "page-user", "path-user", "author-archive"}),
+    "date": frozenset({"date", "date-archive", "archive-date"}),
+}
+"""Body classes that say a listing is not a topic archive (WordPress, Ghost, Drupal)."""
+ARCHIVE_PATHS: dict[ArchiveKind, re.Pattern[str]] = {
+    "search": re.compile(r"/search/?$|/search/(?!label/)|[?&](?:s|q|query)=", re.I),
+    "author": re.compile(r"/(?:author|authors|user|users|profile|people|writers?)/[^/]+", re.I),
+    "date": re.compile(r"^/(?:19|20)\d\d/(?:\d\d/){0,2}(?:page/\d+/?)?$"),
+}
+"""URL shapes of search, author and date archives (Blogger's ``/search/label/x`` is a topic)."""
+ARCHIVE_HEADINGS: dict[ArchiveKind, re.Pattern[str]] = {
+    "author": re.compile(r"^(?:author|posts?\s+by|articles?\s+by|stories\s+by)\b", re.I),
+    "search": re.compile(r"^(?:search\s+results|results\s+for|you\s+searched)\b", re.I),
+    "date": re.compile(r"^(?:(?:daily|monthly|yearly)\s+archives?|month|year|day)\s*:", re.I),
+}
+"""Heading wordings of non-topic archives."""
+LABEL_PATH = re.compile(r"/search/label/([^/?#]+)")
+"""Blogger's label pages name their topic only in the URL (and a status line)."""
 SINGLE_CARD = "article, .post, .hentry, .h-entry, .post-card, .type-post"
 """Elements that can be a card on their own (the last page of a topic may hold just one)."""
 
@@ -117,9 +141,12 @@ AUTHOR = (
 """Byline selectors, most precise first."""
 TOPICS = (
     "a[rel~=tag], a[rel~=category], .cat-links a, .tags-links a, .post-categories a, "
-    ".post-tags a, .entry-categories a, .post-labels a, .p-category"
+    ".post-tags a, .entry-categories a, .post-labels a, .p-category, .field--name-field-tags a, "
+    ".field--name-field-category a"
 )
-DATE_TEXT = ".posted-on, .entry-date, .post-date, .published, .date, .meta-date"
+DATE_TEXT = (
+    ".posted-on, .entry-date, .post-date, .published, .date, .meta-date, .field--name-created"
+)
 COMMENT_LINK = (
     ".comments-link, .comments-count, .comment-count, .comments-number, .comment-link, "
     "a[href$='#comments'], a[href$='#respond']"

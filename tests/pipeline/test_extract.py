@@ -21,8 +21,13 @@ from pipeline.config import SiteConfig
 from pipeline.extract import extract, extract_page
 from pipeline.models import ArticlePage, Fetched, Link, ListingPage, OtherPage, Target, TopicRef
 
-FIXTURES = Path(__file__).parent.parent / "sites" / "fixtures"
-CASES = sorted(path.stem for path in FIXTURES.glob("*.json"))
+SITES = Path(__file__).parent.parent / "sites"
+FIXTURES = SITES / "fixtures"
+CASES = sorted(
+    [path.stem for path in FIXTURES.glob("*.json")]
+    + [f"{p.parent.name}/{p.stem}" for p in SITES.glob("*/*.json") if p.parent != FIXTURES]
+)
+"""Fixture pages: ``fixtures/<name>`` (demo-style) and ``<cms family>/<page>``."""
 
 
 def jsonable(value: Any) -> Any:
@@ -38,10 +43,15 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def fixture_path(name: str, suffix: str) -> Path:
+    """The file of a fixture case: ``fixtures/<name>`` or ``<family>/<page>``."""
+    return (SITES / name if "/" in name else FIXTURES / name).with_suffix(suffix)
+
+
 def load_case(name: str) -> tuple[str, dict[str, Any]]:
     """A fixture page's HTML and its expected JSON."""
-    html = (FIXTURES / f"{name}.html").read_text(encoding="utf-8")
-    expected = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    html = (fixture_path(name, ".html")).read_text(encoding="utf-8")
+    expected = json.loads(fixture_path(name, ".json").read_text(encoding="utf-8"))
     return html, expected
 
 
@@ -328,8 +338,22 @@ TAGS = ["div", "p", "a", "article", "h1", "h2", "time", "span", "li", "ul", "mai
 ATTRS = ["href='/2025/01/x/'", "href='/2025/02/y/'", "class='post-card'", "class='entry-title'",
          "datetime='2025-01-01'", "rel='tag'", "class='comments-link'", "itemprop='headline'",
          "itemscope itemtype='https://schema.org/Article'", "class='h-entry'",
-         "type='application/ld+json'", "property='og:type' content='article'"]  # fmt: skip
-TEXTS = ["Nov, 1 2025", "9", "12 Comments", "Title here", '{"@type": "Article"}', "&amp;", ""]
+         "type='application/ld+json'", "property='og:type' content='article'",
+         "class='archive author'", "class='date-header'", "class='field--name-created'",
+         "class='dek'", "class='timestamp'", "href='/search/label/X'", "rel='next' href='?page=2'",
+         "class='field--name-field-tags'", "class='page-title'"]  # fmt: skip
+TEXTS = [
+    "Nov, 1 2025",
+    "9",
+    "12 Comments",
+    "3. März 2025",
+    "1.2k comments",
+    "Author: Ann",
+    "Title here",
+    '{"@type": "Article"}',
+    "&amp;",
+    "",
+]
 
 
 @st.composite
@@ -363,3 +387,38 @@ def test_any_tag_soup_never_raises(html: str) -> None:
     page = extract_page(html, "https://x.example/topics/t/")
     assert isinstance(page, ListingPage | ArticlePage | OtherPage)
     assert all(link.url.startswith(("http://", "https://")) for link in page.links)
+
+
+@pytest.mark.parametrize(
+    ("name", "archive"),
+    [("wordpress/category", "topic"), ("wordpress/author", "author"), ("blogger/label", "topic"),
+     ("hugo/list", "topic"), ("drupal/listing", "topic"), ("news/section", "topic")],
+)  # fmt: skip
+def test_listing_archive_kind(name: str, archive: str) -> None:
+    html, expected = load_case(name)
+    page = extract_page(html, expected["url"])
+    assert isinstance(page, ListingPage)
+    assert page.archive == archive
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "heading", "archive"),
+    [("https://x.example/2025/05/", "", "May 2025", "date"),
+     ("https://x.example/?s=flu", "", "Flu", "search"),
+     ("https://x.example/people/ann/", "", "Ann", "author"),
+     ("https://x.example/t/x/", "", "Posts by Ann", "author"),
+     ("https://x.example/t/x/", "archive date", "X", "date"),
+     ("https://x.example/search/label/Flu", "", "Flu", "topic")],
+)  # fmt: skip
+def test_archive_kind_from_url_body_class_and_heading(
+    url: str, body: str, heading: str, archive: str
+) -> None:
+    cards = "".join(
+        f"<article class='post'><h2 class='entry-title'><a href='/p/{n}/'>Post {n}</a></h2>"
+        f"<time datetime='2025-05-0{n}'>May {n}</time></article>"
+        for n in (1, 2)
+    )
+    html = f"<html><body class='{body}'><main><h1>{heading}</h1>{cards}</main></body></html>"
+    page = extract_page(html, url)
+    assert isinstance(page, ListingPage)
+    assert page.archive == archive

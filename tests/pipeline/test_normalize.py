@@ -34,7 +34,7 @@ from pipeline.normalize import (
     parse_date,
     word_count,
 )
-from tests.pipeline.test_extract import CASES, FIXTURES, jsonable
+from tests.pipeline.test_extract import CASES, FIXTURES, fixture_path, jsonable
 
 NOW = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 CURLY = "\u201ccurly\u201d \u2018quotes\u2019 \u2014 dash"  # kept as they are
@@ -60,10 +60,11 @@ def extracted_from_json(data: dict[str, Any]) -> Extracted:
 
 @pytest.mark.parametrize("name", CASES)
 def test_fixture_record_normalizes_as_expected(name: str) -> None:
-    expected = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    expected = json.loads(fixture_path(name, ".json").read_text(encoding="utf-8"))
     page = extracted_from_json(expected["extracted"])
     target = Target(url=expected["url"], site="fixtures", **expected["target"])
-    record = normalize(page, target, fetched_at=NOW, site=SITE)
+    site = SITE.model_copy(update=expected.get("site", {}))  # e.g. day_first for one site
+    record = normalize(page, target, fetched_at=NOW, site=site)
     got = jsonable(record)
     want = expected["record"]
     if want is None:
@@ -336,3 +337,17 @@ def test_parse_date_never_raises_and_is_plausible(text: str, zone: str, day_firs
     else:
         assert parsed <= NOW + timedelta(days=2)
         assert parsed >= datetime(1989, 12, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("day_first", "expected"), [(True, "2025-11-01"), (False, "2025-01-11")])
+def test_site_day_first_orders_numeric_card_dates(day_first: bool, expected: str) -> None:
+    page = ListingPage(
+        url="https://x.example/tag/a/",
+        name="A",
+        description=None,
+        cards=(Card(url="https://x.example/p/", title="P", date="01/11/2025"),),
+    )
+    site = SITE.model_copy(update={"day_first": day_first})
+    record = normalize(page, Target(url=page.url, site="x"), fetched_at=NOW, site=site)
+    assert isinstance(record, TopicPageRecord)
+    assert record.cards[0].published_at == expected
