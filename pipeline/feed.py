@@ -37,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.config import Settings
 from pipeline.errors import ExportError
 from pipeline.export import atomic_write_lines, contract_record
 from pipeline.store import Store
@@ -48,6 +49,8 @@ __all__ = [
     "LIST_SEPARATOR",
     "TABLE_COLUMNS",
     "FeedExport",
+    "export_file",
+    "export_history_file",
     "iter_changed_records",
     "write_feed",
     "write_history",
@@ -307,3 +310,38 @@ def write_feed(
     store.set_meta(FEED_CURSOR_KEY, str(cursor))
     logger.info("change feed: %s records since %s in %s", totals, since, stem)
     return FeedExport(manifest_path, since, cursor, totals, tuple(files))
+
+
+def export_file(
+    settings: Settings,
+    out: Path,
+    *,
+    fmt: str = "jsonl",
+    kind: str | None = None,
+    site: str | None = None,
+    since: int = 0,
+) -> tuple[dict[str, int], int]:
+    """Export the records with ``seq > since`` (all by default) to ``out`` in ``fmt``.
+
+    Returns:
+        The counts written and the cursor to pass as ``since`` next time (the newest change
+        number when the export began: a record changed meanwhile may come again, never missing).
+
+    Raises:
+        ExportError: a record breaks the contract, or ``out`` cannot be written.
+        StoreError: the store cannot be opened.
+    """
+    with Store(settings.storage.dir) as store:
+        cursor = store.max_seq()
+        records = iter_changed_records(store, since=since, kind=kind, site=site)
+        return write_records(records, fmt, out), cursor
+
+
+def export_history_file(settings: Settings, out: Path, *, fmt: str = "jsonl") -> int:
+    """Write every history row (article id, observed_at, field, old, new) to ``out``.
+
+    Raises:
+        ExportError: ``out`` cannot be written. StoreError: the store cannot be opened.
+    """
+    with Store(settings.storage.dir) as store:
+        return write_history(store.history.iter_rows(), fmt, out)

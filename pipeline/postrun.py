@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.drift import measure_run
+from pipeline.drift import current_warnings, measure_run
 from pipeline.errors import PipelineError
-from pipeline.feed import write_feed
+from pipeline.feed import FEED_CURSOR_KEY, write_feed
 from pipeline.store import Store
 from pipeline.watch import evaluate_watches
 
 if TYPE_CHECKING:
     from pipeline.run import RunReport
 
-__all__ = ["finish_outputs"]
+__all__ = ["finish_outputs", "unattended_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +68,13 @@ def finish_outputs(settings: Settings, store: Store, report: RunReport) -> None:
 def _failed(step: str, exc: PipelineError, report: RunReport) -> None:
     logger.error("%s failed after run %s: %s", step, report.run_id, exc)
     report.errors += 1
+
+
+def unattended_status(settings: Settings) -> dict[str, Any]:
+    """Scheduled jobs' last and next runs, current drift warnings, and the feed cursor."""
+    with Store(settings.storage.dir) as store:
+        return {
+            "schedule": store.jobs.all(),
+            "drift": [w.to_dict() for w in current_warnings(store, settings.drift)],
+            "feed_cursor": int(store.get_meta(FEED_CURSOR_KEY, "0") or 0),
+        }

@@ -22,7 +22,15 @@ from pipeline.errors import ConfigError, ExportError
 from pipeline.store import Store
 from pipeline.sync import index_dir
 
-__all__ = ["WATCH_NAME", "add_watch", "evaluate_watches", "watch_file"]
+__all__ = [
+    "WATCH_NAME",
+    "add_watch",
+    "evaluate_watches",
+    "list_watches",
+    "remove_watch",
+    "save_watch",
+    "watch_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +128,21 @@ def _append(path: Path, lines: list[dict[str, Any]]) -> None:
             fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     except OSError as exc:
         raise ExportError(f"cannot append to {path}: {exc.strerror}") from exc
+
+
+def save_watch(settings: Settings, name: str, query: str, now: datetime) -> int:
+    """``add_watch`` on the data directory's store; returns how many articles match now."""
+    with Store(settings.storage.dir) as store:
+        return add_watch(settings, store, name, query, now)
+
+
+def remove_watch(settings: Settings, name: str) -> bool:
+    """Delete a watch (its file of matches stays); False when there was none."""
+    with Store(settings.storage.dir) as store, store.transaction():
+        return store.watches.remove(name)
+
+
+def list_watches(settings: Settings) -> list[dict[str, Any]]:
+    """Every watch: name, query, created_at, matches so far, and its file."""
+    with Store(settings.storage.dir) as store:
+        return [{**w, "file": str(watch_file(settings, w["name"]))} for w in store.watches.all()]
