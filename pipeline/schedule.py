@@ -214,7 +214,7 @@ class CrawlScheduler:
         except PipelineError as exc:
             outcome, error = "failed", str(exc)
             logger.error("%s failed: %s", job_id, exc)
-        except Exception as exc:  # noqa: BLE001 - one broken run must not end the schedule
+        except Exception as exc:  # one broken run must not end the schedule (logged)
             outcome, error = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("%s failed with an unexpected error", job_id)
         try:
