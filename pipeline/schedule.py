@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.events import (
@@ -86,7 +86,7 @@ def job_ids(jobs: Sequence[ScheduleJob]) -> list[str]:
 
 
 def make_trigger(job: ScheduleJob, *, start: datetime, key: str = "schedule.jobs") -> BaseTrigger:
-    """The APScheduler trigger of one configured job (cron in UTC, or an interval from ``start``).
+    """The APScheduler trigger of one job: cron in UTC, or an interval first firing at ``start``.
 
     Raises:
         ConfigError: the cron expression is not valid.
@@ -108,6 +108,13 @@ def make_trigger(job: ScheduleJob, *, start: datetime, key: str = "schedule.jobs
         )
     except ValueError as exc:
         raise ConfigError(f"{key}: bad cron expression {job.cron!r}: {exc}", key=key) from None
+
+
+def _interval_start(job: ScheduleJob, now: datetime, due_at: datetime | None) -> datetime:
+    """An interval keeps its phase across restarts; a new job first runs one interval from now."""
+    if due_at is not None and due_at > now:
+        return due_at
+    return now + timedelta(seconds=job.every_seconds or 0)
 
 
 def _utcnow() -> datetime:
@@ -168,12 +175,14 @@ class CrawlScheduler:
         now = self.clock()
         with Store(self.settings.storage.dir) as store:
             for i, (job_id, job) in enumerate(zip(job_ids(jobs), jobs, strict=True)):
-                trigger = make_trigger(job, start=now, key=f"schedule.jobs.{i}.cron")
                 with store.transaction():
                     store.jobs.register(job_id, job.spec)
-                row = store.jobs.get(job_id) or {}
-                due = row.get("next_run_at")
-                catch_up = due is not None and datetime.fromisoformat(due) <= now
+                due = (store.jobs.get(job_id) or {}).get("next_run_at")
+                due_at = datetime.fromisoformat(due) if due else None
+                catch_up = due_at is not None and due_at <= now
+                trigger = make_trigger(
+                    job, start=_interval_start(job, now, due_at), key=f"schedule.jobs.{i}.cron"
+                )
                 first = now if catch_up else trigger.get_next_fire_time(None, now)
                 if catch_up:
                     logger.warning(
@@ -186,6 +195,9 @@ class CrawlScheduler:
                     id=job_id,
                     name=f"crawl {job.site} ({job.spec})",
                     next_run_time=first,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=self.settings.schedule.misfire_grace_time,
                 )
                 self.planned.append(
                     PlannedJob(job_id, job.site, job.spec, trigger, first, catch_up)

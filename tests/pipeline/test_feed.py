@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from dataclasses import replace
 from datetime import date, datetime
@@ -93,7 +94,7 @@ def test_each_run_writes_a_manifest_chained_by_cursor(three_runs):
     runs = three_runs["reports"]
     assert [m["run_id"] for m in manifests] == [r.run_id for r in runs]
     assert manifests[0]["since"] == 0
-    for before, after in zip(manifests, manifests[1:], strict=False):
+    for before, after in itertools.pairwise(manifests):
         assert after["since"] == before["cursor"]
     latest = json.loads((three_runs["settings"].export_dir / "latest.json").read_text())
     assert latest == manifests[-1]
