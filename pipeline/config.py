@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,8 +24,11 @@ from pipeline.errors import ConfigError
 __all__ = [
     "ENV_PREFIX",
     "CrawlSettings",
+    "DriftSettings",
     "ExportSettings",
     "IndexSettings",
+    "ScheduleJob",
+    "ScheduleSettings",
     "Settings",
     "SiteConfig",
     "StorageSettings",
@@ -131,10 +134,99 @@ class IndexSettings(_Section):
     batch_size: int = Field(500, ge=1, description="Records written to the index per commit.")
 
 
+FeedFormat = Literal["jsonl", "csv", "parquet"]
+
+
 class ExportSettings(_Section):
     """Record exports for other services."""
 
     dir: Path | None = Field(None, description="Where exports go (default: <storage.dir>/exports).")
+    feed: bool = Field(
+        True,
+        description="After every run, export the records changed since the previous run "
+        "(the change feed) with a JSON manifest.",
+    )
+    feed_formats: list[FeedFormat] = Field(
+        default_factory=lambda: list[FeedFormat](["jsonl"]),
+        min_length=1,
+        description="Formats of the change feed's files (jsonl, csv, parquet).",
+    )
+
+
+_EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ScheduleJob(_Section):
+    """One scheduled crawl: a site and either a cron expression or an interval."""
+
+    site: str = Field(description="Name of the configured site to crawl.")
+    cron: str | None = Field(
+        None, description="Five-field crontab expression in UTC, e.g. '0 */6 * * *'."
+    )
+    every: str | None = Field(None, description="Interval: a number and s, m, h or d, e.g. '6h'.")
+    jitter: float = Field(
+        0.0, ge=0, description="Up to this many seconds of random delay per run (spreads load)."
+    )
+
+    @field_validator("every")
+    @classmethod
+    def _every_is_interval(cls, value: str | None) -> str | None:
+        if value is not None and not _EVERY.match(value):
+            raise ValueError("use a number and a unit s, m, h or d, like '30m' or '6h'")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError("use five fields: minute hour day month weekday, like '0 */6 * * *'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleJob:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give exactly one of `cron` or `every`")
+        return self
+
+    @property
+    def every_seconds(self) -> int | None:
+        """The interval in seconds (None for a cron job)."""
+        match = _EVERY.match(self.every or "")
+        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+    @property
+    def spec(self) -> str:
+        """The trigger as written, e.g. ``cron 0 */6 * * *`` or ``every 6h``."""
+        return f"cron {self.cron}" if self.cron else f"every {self.every}"
+
+
+class ScheduleSettings(_Section):
+    """``crawldex schedule``: which crawls run when (this config is the source of truth)."""
+
+    jobs: list[ScheduleJob] = Field(
+        default_factory=list, description="Scheduled crawls: {site, cron | every, jitter}."
+    )
+    misfire_grace_time: int = Field(
+        3600,
+        ge=1,
+        description="Seconds a run may start late (the machine was busy or asleep) and still run.",
+    )
+    stop_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for in-flight pages after SIGTERM before exiting."
+    )
+
+
+class DriftSettings(_Section):
+    """Drift alarms: a sharp drop in how many records have a field means extraction broke."""
+
+    window: int = Field(5, ge=1, description="Recent runs whose median is the baseline.")
+    max_drop: float = Field(
+        0.3, gt=0, le=1, description="Warn when a field's share drops more than this below it."
+    )
+    min_records: int = Field(
+        5, ge=1, description="Runs that saw fewer articles of a site are not compared."
+    )
 
 
 class SiteConfig(_Section):
@@ -219,6 +311,8 @@ class Settings(_Section):
     crawl: CrawlSettings = CrawlSettings()
     index: IndexSettings = IndexSettings()
     export: ExportSettings = ExportSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    drift: DriftSettings = DriftSettings()
     sites: list[SiteConfig] = Field(default_factory=list, description="The sites to crawl.")
 
     @model_validator(mode="after")
@@ -227,6 +321,12 @@ class Settings(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"site names must be unique; repeated: {', '.join(dupes)}")
+        unknown = sorted({j.site for j in self.schedule.jobs} - set(names))
+        if unknown:
+            raise ValueError(
+                f"schedule.jobs names unknown site(s) {', '.join(unknown)}; "
+                f"configured sites: {', '.join(names) or '(none)'}"
+            )
         return self
 
     @property
@@ -366,7 +466,7 @@ def _valid_keys(parent: tuple[Any, ...]) -> list[str]:
         annotation = model.model_fields[str(part)].annotation
         inner: Any = (
             getattr(annotation, "__args__", (annotation,))[0]
-            if str(part) == "sites"
+            if str(part) in ("sites", "jobs")
             else annotation
         )
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):

@@ -11,7 +11,8 @@ text (no traceback unless ``--debug``)::
     │   └── TooLarge       the body passed crawl.max_bytes (after decompression too)
     ├── ExtractError       .url; the page could not be parsed
     ├── PageSkipped        .url, .reason: robots, out_of_scope, not_html, ... (control flow)
-    ├── StoreError         the SQLite store is unusable, or locked by another crawl
+    ├── StoreError         the SQLite store is unusable
+    │   └── CrawlLocked    another crawl holds the data directory (a scheduled run skips)
     ├── SearchIndexError   wraps whoosh errors (not IndexError, not whoosh's IndexingError)
     │   └── QuerySyntaxError  a search query that cannot be parsed; .position, .hint
     └── ExportError        names the record id and field that broke the contract
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "BadStatus",
     "ConfigError",
+    "CrawlLocked",
     "ExportError",
     "ExtractError",
     "FetchError",
@@ -117,6 +119,10 @@ class PageSkipped(PipelineError):
 
 class StoreError(PipelineError):
     """The record store cannot be opened or written."""
+
+
+class CrawlLocked(StoreError):
+    """Another crawldex process holds the data directory's crawl lock."""
 
 
 class SearchIndexError(PipelineError):

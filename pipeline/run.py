@@ -39,6 +39,7 @@ from pipeline.models import (
 )
 from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
+from pipeline.postrun import finish_outputs
 from pipeline.store import DirectoryLock, Store
 from pipeline.sync import SyncReport, sync_index
 
@@ -89,6 +90,10 @@ class RunReport:
     completed_sites: list[str] = field(default_factory=list)
     index: dict[str, Any] = field(default_factory=dict)
     errors: int = 0
+    # Unattended operation (pipeline/postrun.py): change feed, watches' new matches, drift.
+    feed: dict[str, Any] = field(default_factory=dict)
+    watches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    drift: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pages_failed(self) -> int:
@@ -136,6 +141,7 @@ def run_once(
         finally:
             report.changes = store.changes_between(seq_before, store.max_seq())
             report.index = sync_index(store, settings).to_dict()
+            finish_outputs(settings, store, report)  # change feed, drift, watches
             report.seconds = round(time.monotonic() - started, 3)
             report.finished_at = _now().isoformat()
             if report.status == "running":

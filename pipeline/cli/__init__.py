@@ -109,3 +109,4 @@ def echo_json(data: Any) -> None:
 # Register the commands (each module adds its own to ``cli``).
 from pipeline.cli import commands as _commands  # noqa: E402,F401
 from pipeline.cli import demo as _demo  # noqa: E402,F401
+from pipeline.cli import unattended as _unattended  # noqa: E402,F401

@@ -19,10 +19,18 @@ import yaml
 
 import index as search_index
 from pipeline.cli import CliState, cli, echo_json
-from pipeline.cli.render import crawl_progress, print_hits, print_report, print_status
+from pipeline.cli.render import (
+    crawl_progress,
+    print_hits,
+    print_report,
+    print_status,
+    print_unattended,
+)
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.export import json_schema
-from pipeline.run import RunReport, export_records, inspect_page, run_once, store_status
+from pipeline.feed import export_file, export_history_file
+from pipeline.postrun import unattended_status
+from pipeline.run import RunReport, inspect_page, run_once, store_status
 from pipeline.run import reindex as reindex_store
 from pipeline.sync import index_dir
 
@@ -203,7 +211,14 @@ def _write_csv(hits: Any) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (the contract), CSV (lists joined with '|') or typed Parquet.",
+)
 @click.option(
     "--out",
     required=True,
@@ -212,16 +227,47 @@ def _write_csv(hits: Any) -> None:
 )
 @click.option("--kind", type=click.Choice(["article", "topic"]), help="Only this kind of record.")
 @click.option("--site", help="Only records of this site.")
+@click.option(
+    "--since",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="CURSOR",
+    help="Only records created, changed or gone after this cursor (a manifest's `cursor`).",
+)
+@click.option(
+    "--history", is_flag=True, help="Write the history of title/comment/status changes instead."
+)
 @pass_state
-def export(state: CliState, fmt: str, out: Path, kind: str | None, site: str | None) -> None:
-    """Write every stored record in the versioned record contract (see `crawldex schema`).
+def export(
+    state: CliState,
+    fmt: str,
+    out: Path,
+    kind: str | None,
+    site: str | None,
+    since: int,
+    history: bool,
+) -> None:
+    """Write stored records in the versioned record contract (see `crawldex schema`).
+
+    Records come in change order. The cursor printed at the end, passed as --since next time,
+    gives only what was created, changed or gone (status "gone") in between.
 
     \b
-    Example:  crawldex export --format jsonl --out records.jsonl
+    Examples:
+      crawldex export --format jsonl --out records.jsonl
+      crawldex export --format parquet --kind article --since 1200 --out new.parquet
+      crawldex export --history --out history.jsonl
     """
-    stats = export_records(state.settings(), out, kind=kind, site=site)
+    settings = state.settings()
+    if history:
+        rows = export_history_file(settings, out, fmt=fmt)
+        state.stderr.print(f"Wrote {rows} history rows to {out}")
+        return
+    counts, cursor = export_file(settings, out, fmt=fmt, kind=kind, site=site, since=since)
     state.stderr.print(
-        f"Wrote {stats.records} records ({stats.articles} articles, {stats.topics} topics) to {out}"
+        f"Wrote {counts['article'] + counts['topic']} records ({counts['article']} articles, "
+        f"{counts['topic']} topics, {counts['gone']} gone) to {out}; "
+        f"next time pass --since {cursor}"
     )
 
 
@@ -238,6 +284,11 @@ def schema() -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option(
+    "--check",
+    is_flag=True,
+    help="For monitoring: exit 1 when a drift warning stands or a scheduled job last failed.",
+)
+@click.option(
     "--runs",
     type=click.IntRange(1, 100),
     default=5,
@@ -245,11 +296,13 @@ def schema() -> None:
     help="How many recent runs to show.",
 )
 @pass_state
-def status(state: CliState, as_json: bool, runs: int) -> None:
-    """Show record counts, the frontier and the last runs.
+def status(state: CliState, as_json: bool, check: bool, runs: int) -> None:
+    """Show record counts, the frontier, the last runs, scheduled jobs and drift warnings.
 
     \b
-    Example:  crawldex status --runs 10
+    Examples:
+      crawldex status --runs 10
+      crawldex status --check || notify-team   # non-zero on drift or a failed job
     """
     settings = state.settings()
     if not (settings.storage.dir / "crawldex.sqlite3").exists():
@@ -257,11 +310,15 @@ def status(state: CliState, as_json: bool, runs: int) -> None:
             f"no crawldex data in {settings.storage.dir} yet; "
             "run `crawldex crawl` first (or `crawldex demo`)"
         )
-    info = store_status(settings, runs=runs)
+    info = {**store_status(settings, runs=runs), **unattended_status(settings)}
     if as_json:
         echo_json(info)
     else:
         print_status(info)
+        print_unattended(info)
+    failed_jobs = [j for j in info["schedule"] if j["last_outcome"] == "failed"]
+    if check and (info["drift"] or failed_jobs):
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -77,6 +77,7 @@ def print_report(console: Console, report: RunReport, settings: Settings) -> Non
     if report.status == "paused":
         table.add_row("next", "page budget used: run `crawldex crawl` again to continue this pass")
     console.print(table)
+    _print_outputs(console, report)
 
 
 def _changes_line(changes: dict[str, int], kind: str) -> str:
@@ -197,3 +198,46 @@ def print_status(info: dict[str, Any]) -> None:
             str(report.get("seconds", "")),
         )
     console.print(runs)
+
+
+def print_unattended(info: dict[str, Any]) -> None:
+    """Scheduled jobs (last and next run) and drift warnings, after ``print_status``."""
+    console = Console(highlight=False)
+    if info["schedule"]:
+        jobs = Table("job", "trigger", "last run", "outcome", "fetched", "changes", "next run")
+        for job in info["schedule"]:
+            counts = job["last_counts"] or {}
+            changes = sum((counts.get("changes") or {}).values())
+            outcome = job["last_outcome"] or "-"
+            if job["skipped_locked"]:
+                outcome += f" ({job['skipped_locked']} skipped: locked)"
+            jobs.add_row(
+                job["job_id"],
+                job["spec"],
+                (job["last_run_at"] or "-")[:19],
+                Text(outcome, style="red" if outcome.startswith("failed") else ""),
+                str(counts.get("pages_fetched", "")),
+                str(changes) if counts else "",
+                (job["next_run_at"] or "-")[:19],
+                style=None,
+            )
+        console.print(jobs)
+    for warning in info["drift"]:
+        console.print(Text(f"drift warning: {warning['message']}", style="bold yellow"))
+    console.print(f"change feed cursor: {info['feed_cursor']}")
+
+
+def _print_outputs(console: Console, report: RunReport) -> None:
+    """The run's change feed, watches' new matches and drift warnings."""
+    if report.feed:
+        counts = report.feed.get("counts", {})
+        console.print(
+            f"change feed: {counts.get('records', 0)} records -> {report.feed.get('manifest')} "
+            f"(cursor {report.feed.get('cursor')})"
+        )
+    for name, hits in report.watches.items():
+        console.print(f"[bold]watch {name}[/]: {len(hits)} new", markup=True)
+        for hit in hits[:10]:
+            console.print(f"  {hit.get('title') or '(untitled)'}  <{hit['url']}>", markup=False)
+    for warning in report.drift:
+        console.print(Text(f"drift warning: {warning['message']}", style="bold yellow"))

@@ -5,7 +5,9 @@ stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one 
 
 - ``queue``: ``SqliteFrontierQueue``, the persistent frontier (implements ``FrontierQueue``);
 - ``records``: ``RecordTable``, articles and topics with card/page merge and change tracking;
-- run history and the index watermark (the last change ``seq`` the search index has applied).
+- run history and the index watermark (the last change ``seq`` the search index has applied);
+- ``history`` (field changes of articles), ``jobs`` (scheduled jobs' last/next runs),
+  ``watches`` (saved searches and their matches), ``coverage`` (field presence per run).
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.errors import StoreError
+from pipeline.store.coverage import COVERAGE_FIELDS, CoverageTable
 from pipeline.store.db import SCHEMA_VERSION, connect, transaction
+from pipeline.store.history import HISTORY_FIELDS, HistoryTable
+from pipeline.store.jobs import JobTable
 from pipeline.store.lock import DirectoryLock
 from pipeline.store.queue import SqliteFrontierQueue
 from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
+from pipeline.store.watches import WatchTable
 
 __all__ = [
     "ARTICLE_FIELDS",
+    "COVERAGE_FIELDS",
+    "HISTORY_FIELDS",
     "SCHEMA_VERSION",
     "Change",
     "DirectoryLock",
@@ -54,6 +62,11 @@ class Store:
         self._conn = connect(self.path)
         self.queue = SqliteFrontierQueue(self._conn)
         self.records = RecordTable(self._conn)
+        # Unattended operation (issue 6): history, scheduled jobs, watches, field coverage.
+        self.history = HistoryTable(self._conn)
+        self.jobs = JobTable(self._conn)
+        self.watches = WatchTable(self._conn)
+        self.coverage = CoverageTable(self._conn)
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -106,6 +106,56 @@ CREATE TABLE IF NOT EXISTS topic_pages (
     fetched_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS topic_pages_topic ON topic_pages (topic_url, page_no);
+-- Unattended operation (schema 2) ------------------------------------------------------------
+-- Every observed change of an article's title, comment_count or status, written in the same
+-- transaction as the record change it belongs to.
+CREATE TABLE IF NOT EXISTS history (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id   TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    field       TEXT NOT NULL,            -- title | comment_count | status
+    old         TEXT,                     -- JSON value (null when unknown before)
+    new         TEXT,                     -- JSON value
+    seq         INTEGER,                  -- the change it belongs to
+    run_id      INTEGER
+);
+CREATE INDEX IF NOT EXISTS history_record ON history (record_id, id);
+-- Scheduled jobs: config is the source of truth; this only remembers when each ran and will run.
+CREATE TABLE IF NOT EXISTS schedule_jobs (
+    job_id        TEXT PRIMARY KEY,       -- crawl:<site>
+    spec          TEXT NOT NULL,          -- the trigger as configured, e.g. "cron 0 */6 * * *"
+    last_run_at   TEXT,
+    last_finished_at TEXT,
+    last_outcome  TEXT,                   -- finished | paused | interrupted | failed | locked
+    last_run_id   INTEGER,
+    last_counts   TEXT,                   -- JSON: pages, changes, failures of the last run
+    last_error    TEXT,
+    next_run_at   TEXT,
+    runs          INTEGER NOT NULL DEFAULT 0,
+    skipped_locked INTEGER NOT NULL DEFAULT 0
+);
+-- Saved searches and the articles each has matched so far.
+CREATE TABLE IF NOT EXISTS watches (
+    name       TEXT PRIMARY KEY,
+    query      TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_hits (
+    name       TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    matched_at TEXT NOT NULL,
+    run_id     INTEGER,
+    PRIMARY KEY (name, record_id)
+);
+-- Per run, site and field: how many article records seen in the run had a value (drift alarms).
+CREATE TABLE IF NOT EXISTS coverage (
+    run_id     INTEGER NOT NULL,
+    site       TEXT NOT NULL,
+    field      TEXT NOT NULL,
+    records    INTEGER NOT NULL,
+    with_value INTEGER NOT NULL,
+    PRIMARY KEY (run_id, site, field)
+);
 """
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from pipeline.errors import StoreError
+from pipeline.errors import CrawlLocked
 
 
 class DirectoryLock:
@@ -25,7 +25,7 @@ class DirectoryLock:
         """Take the lock without waiting.
 
         Raises:
-            StoreError: another process holds it (its pid is named when known).
+            CrawlLocked: another process holds it (its pid is named when known).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -34,7 +34,7 @@ class DirectoryLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise StoreError(
+            raise CrawlLocked(
                 f"another crawldex process (pid {holder}) is already crawling into "
                 f"{self.path.parent}; wait for it to finish, or stop it, then run this again"
             ) from None

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipeline.models import ArticleRecord, CardRecord, TopicPageRecord
+from pipeline.store.history import record_history
 
 Change = Literal["new", "changed", "unchanged", "gone"]
 
@@ -158,6 +159,17 @@ class RecordTable:
             return "new"
         changed = content_hash != row["content_hash"] or row["status"] != "active"
         seq = self._log_change(rid, "article", "changed", now, run_id) if changed else row["seq"]
+        if changed:
+            before = {**json.loads(row["record"]), "status": row["status"]}
+            record_history(
+                self._conn,
+                rid,
+                before,
+                {**merged, "status": "active"},
+                now=now,
+                seq=seq,
+                run_id=run_id,
+            )
         self._conn.execute(
             """UPDATE articles SET page = ?, card = ?, listed_in = ?, record = ?, content_hash = ?,
                status = 'active', last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
@@ -190,6 +202,16 @@ class RecordTable:
             if row is None or row["status"] == "gone":
                 continue
             seq = self._log_change(row["id"], kind, "gone", now, run_id)
+            if kind == "article":
+                record_history(
+                    self._conn,
+                    row["id"],
+                    {"status": row["status"]},
+                    {"status": "gone"},
+                    now=now,
+                    seq=seq,
+                    run_id=run_id,
+                )
             self._conn.execute(
                 f"UPDATE {table} SET status = 'gone', seq = ?, last_seen_at = ? WHERE url = ?",
                 (seq, now.isoformat(), url),
