@@ -84,7 +84,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, debug: bool)
     Try it:  crawldex demo
     Then:    crawldex --config crawldex-demo/config.yaml search "immune"
     """
-    stderr = Console(stderr=True, highlight=False)
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # messages never wrap mid-word
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level,
