@@ -94,6 +94,7 @@ async def fetch_page(
     scope: Scope,
     validators: Validators | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_retry_after: Callable[[float], None] | None = None,
 ) -> Fetched:
     """Fetch ``target`` with retries for transient failures.
 
@@ -105,6 +106,8 @@ async def fetch_page(
             canonicalizes nothing: redirect URLs are passed absolute.
         validators: ETag / Last-Modified for a conditional GET.
         sleep: how to wait between attempts (tests pass a fake).
+        on_retry_after: told the seconds of every Retry-After received, at once, so the whole
+            host waits (not just this request's retry).
 
     Returns:
         The fetched page, or a ``not_modified`` Fetched on 304.
@@ -125,6 +128,8 @@ async def fetch_page(
             wait = settings.backoff * (2**attempt) * random.uniform(0.5, 1.5)
             retry_after = exc.retry_after if isinstance(exc, BadStatus) else None
             if retry_after is not None:
+                if on_retry_after is not None:
+                    on_retry_after(retry_after)
                 if retry_after > _MAX_RETRY_AFTER_WAIT:
                     raise
                 wait = max(wait, retry_after)
@@ -186,13 +191,22 @@ async def _follow(
     seen = {url}
     for _hop in range(settings.max_redirects + 1):
         headers = _conditional_headers(validators) if url == target.url else {}
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code in _REDIRECTS:
-                url = _next_hop(url, response, seen, scope)
-                continue
-            return await _read(response, target, url, settings=settings, started=started)
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code in _REDIRECTS:
+                    url = _next_hop(url, response, seen, scope)
+                    continue
+                return await _read(response, target, url, settings=settings, started=started)
+        except httpx.InvalidURL as exc:
+            # httpx parses a redirect's Location eagerly (for response.next_request), so a
+            # `javascript:` or otherwise unusable Location fails before _next_hop can judge it;
+            # our own URLs are canonical http(s), so this is always the server's Location.
+            raise PageSkipped("redirect_out_of_scope", url=url, detail=str(exc)) from exc
     raise FetchError(
-        f"more than {settings.max_redirects} redirects from {target.url}", url=target.url
+        f"more than {settings.max_redirects} redirects from {target.url}; "
+        "raise crawl.max_redirects if the site really needs more",
+        url=target.url,
+        reason="too_many_redirects",
     )
 
 
@@ -207,7 +221,7 @@ def _next_hop(url: str, response: httpx.Response, seen: set[str], scope: Scope) 
     if reason is not None:
         raise PageSkipped("redirect_out_of_scope", url=url, detail=f"to {nxt} ({reason})")
     if nxt in seen:
-        raise FetchError(f"redirect loop at {url} -> {nxt}", url=url)
+        raise FetchError(f"redirect loop at {url} -> {nxt}", url=url, reason="redirect_loop")
     seen.add(nxt)
     return nxt
 
@@ -334,9 +348,21 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        best = from_bytes(body[:65536]).best()
-        name = _codec_name(best.encoding if best else None) or "windows-1252"
+        name = _detect(body[:65536])
         return body.decode(name, errors="replace"), name
+
+
+def _detect(sample: bytes) -> str:
+    """The detector's best guess; windows-1252 when it ties with the best (WHATWG's default)."""
+    matches = list(from_bytes(sample))
+    if not matches:
+        return "cp1252"
+    best = matches[0]
+    for match in matches:
+        tie = (match.chaos, match.coherence) == (best.chaos, best.coherence)
+        if tie and "cp1252" in match.could_be_from_charset:
+            return "cp1252"
+    return _codec_name(best.encoding) or "cp1252"
 
 
 def _codec_name(label: str | None) -> str | None:

@@ -218,7 +218,10 @@ class _Crawler:
                 if not claimed:
                     break
                 budget -= 1
-                tasks.add(asyncio.create_task(self._page(claimed[0])))
+                # Reserve the host's slot now, before the next claim looks at busy hosts: the
+                # task only starts running at the next await.
+                token = self.gate.started(self.frontier.host(claimed[0].url))
+                tasks.add(asyncio.create_task(self._page(claimed[0], token)))
             if not tasks:
                 if budget <= 0 or self.store.queue.count(names) == 0:
                     break
@@ -236,15 +239,14 @@ class _Crawler:
             await asyncio.gather(*tasks)
         return budget > 0
 
-    async def _page(self, target: Target) -> None:
+    async def _page(self, target: Target, reserved: tuple[float, float]) -> None:
         host = self.frontier.host(target.url)
-        token: tuple[float, float] | None = None
-        token = self.gate.started(host)
+        token: tuple[float, float] | None = reserved
         outcome = "failed"
         try:
             reason = await self.robots.disallow_reason(target.url)
             if reason is not None:
-                self.gate.cancelled(host, token)
+                self.gate.cancelled(host, reserved)
                 token = None
                 raise PageSkipped(reason, url=target.url)
             await self._apply_crawl_delay(host, target.url)
@@ -284,6 +286,7 @@ class _Crawler:
             settings=self.crawl_settings,
             scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
             validators=self.store.queue.validators(target.url),
+            on_retry_after=lambda seconds: self.gate.block(host, seconds),
         )
         if fetched.not_modified:
             self._store_not_modified(target, fetched)
