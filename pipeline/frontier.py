@@ -26,7 +26,9 @@ __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason
 logger = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,5})\b")
+_PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
+_SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
+_MAX_SEGMENT_REPEATS = 2  # /a/b/a/b/a/b: a segment a third time in one path is a loop, not a site
 
 
 class FrontierQueue(Protocol):
@@ -59,6 +61,8 @@ def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
         The canonical URL.
     """
     parts = urlsplit(url.strip())
+    if ";" in parts.path:
+        parts = parts._replace(path=_SESSION_PATH_PARAM.sub("", parts.path))
     query = parts.query
     if query and strip_params:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -100,11 +104,16 @@ class Frontier:
         *,
         strip_params: Sequence[str],
         max_depth: int,
+        max_query_variants: int = 100,
+        max_listing_pages: int = 1000,
     ) -> None:
         self.sites = {s.name: s for s in sites}
         self.queue = queue
         self.strip_params = tuple(strip_params)
         self.max_depth = max_depth
+        self.max_query_variants = max_query_variants
+        self.max_listing_pages = max_listing_pages
+        self._query_variants: dict[str, set[str]] = {}
         self.cycles: dict[str, int] = {}
         self.dropped: Counter[str] = Counter()
 
@@ -206,6 +215,8 @@ class Frontier:
         reason = out_of_scope_reason(url, site)
         if reason is None and target.depth > self.max_depth:
             reason = "max_depth"
+        if reason is None:
+            reason = self.trap_reason(url)
         if reason is not None:
             self.dropped[reason] += 1
             return
@@ -216,6 +227,24 @@ class Frontier:
             topic_url=target.topic_url,
             page_no=target.page_no,
         )
+
+    def trap_reason(self, url: str) -> str | None:
+        """Why ``url`` looks like a crawl trap (``repeated_segments``, ``listing_pages``,
+        ``query_variants``), or None. Query variants are counted per path for this run."""
+        parts = urlsplit(url)
+        segments = Counter(s for s in parts.path.split("/") if s)
+        if segments and max(segments.values()) > _MAX_SEGMENT_REPEATS:
+            return "repeated_segments"
+        number = _PAGE_NO.search(url)
+        if number and int(number.group(1)) > self.max_listing_pages:
+            return "listing_pages"
+        if parts.query:
+            seen = self._query_variants.setdefault(url.split("?", 1)[0], set())
+            if parts.query not in seen:
+                if len(seen) >= self.max_query_variants:
+                    return "query_variants"
+                seen.add(parts.query)
+        return None
 
     def canonical_of(self, target: Target, page: ArticlePage) -> str:
         """The record URL of an article: its ``rel=canonical`` when in scope, else the target's."""

@@ -83,6 +83,7 @@ class RunReport:
     failed: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     links_dropped: dict[str, int] = field(default_factory=dict)
+    capped: dict[str, int] = field(default_factory=dict)  # site -> pages left for the next run
     changes: dict[str, int] = field(default_factory=dict)
     requests_by_host: dict[str, int] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
@@ -179,10 +180,16 @@ class _Crawler:
         self.progress = progress
         self.stop = stop
         self.frontier = Frontier(
-            sites, store.queue, strip_params=crawl.strip_params, max_depth=crawl.max_depth
+            sites,
+            store.queue,
+            strip_params=crawl.strip_params,
+            max_depth=crawl.max_depth,
+            max_query_variants=crawl.max_query_variants,
+            max_listing_pages=crawl.max_listing_pages,
         )
         self.gate = HostGate(per_host_concurrency=crawl.per_host_concurrency, delay=crawl.delay)
         self.requests: Counter[str] = Counter()
+        self.claimed: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.done = 0
@@ -211,19 +218,17 @@ class _Crawler:
         """Run pages until the queue is empty, the page budget is used, or stop is set."""
         tasks: set[asyncio.Task[None]] = set()
         budget = self.crawl_settings.max_pages
-        names = list(self.sites)
         while not self.stop.is_set():
-            while len(tasks) < self.crawl_settings.concurrency and budget > 0:
-                claimed = self.store.queue.claim(names, self.gate.busy_hosts(), 1)
+            open_sites = self._open_sites()
+            while open_sites and len(tasks) < self.crawl_settings.concurrency and budget > 0:
+                claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
                 if not claimed:
                     break
                 budget -= 1
-                # Reserve the host's slot now, before the next claim looks at busy hosts: the
-                # task only starts running at the next await.
-                token = self.gate.started(self.frontier.host(claimed[0].url))
-                tasks.add(asyncio.create_task(self._page(claimed[0], token)))
+                tasks.add(self._start(claimed[0]))
+                open_sites = self._open_sites()
             if not tasks:
-                if budget <= 0 or self.store.queue.count(names) == 0:
+                if budget <= 0 or not open_sites or self.store.queue.count(open_sites) == 0:
                     break
                 await asyncio.sleep(
                     min(self.gate.next_ready(), 0.5)
@@ -238,6 +243,18 @@ class _Crawler:
         if tasks:
             await asyncio.gather(*tasks)
         return budget > 0
+
+    def _open_sites(self) -> list[str]:
+        """Sites that have not used up crawl.max_pages_per_site in this run."""
+        cap = self.crawl_settings.max_pages_per_site
+        return [n for n in self.sites if cap is None or self.claimed[n] < cap]
+
+    def _start(self, target: Target) -> asyncio.Task[None]:
+        """Reserve the host's slot now, before the next claim looks at busy hosts (the task only
+        starts running at the next await), and start the page."""
+        self.claimed[target.site] += 1
+        token = self.gate.started(self.frontier.host(target.url))
+        return asyncio.create_task(self._page(target, token))
 
     async def _page(self, target: Target, reserved: tuple[float, float]) -> None:
         host = self.frontier.host(target.url)
@@ -359,9 +376,17 @@ class _Crawler:
         report.skipped = dict(self.skipped)
         report.links_dropped = dict(self.frontier.dropped)
         report.requests_by_host = dict(self.requests)
+        cap = self.crawl_settings.max_pages_per_site
+        report.capped = {
+            name: left
+            for name in self.sites
+            if cap is not None
+            and self.claimed[name] >= cap
+            and (left := self.store.queue.count([name]))
+        }
         if self.stop.is_set():
             report.status = "interrupted"
-        elif not budget_left and len(report.completed_sites) < len(self.sites):
+        elif (not budget_left or report.capped) and len(report.completed_sites) < len(self.sites):
             report.status = "paused"
         else:
             report.status = "finished"

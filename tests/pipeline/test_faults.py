@@ -417,3 +417,81 @@ def test_404_and_410_mark_gone_but_a_transient_5xx_never_does(tmp_path):
         index_dir(settings_for(tmp_path, server, ["http://x/"])), "zebrafish", limit=10
     )
     assert {h.url.rsplit("/", 1)[-1] for h in hits.hits} == {"flaky", "kept"}
+
+
+# -- crawl traps -------------------------------------------------------------------------------
+def loop_dirs(hit: Hit, reply: Reply) -> None:
+    """Every folder links to two relative sub-folders: /t/a/b/a/b/... never ends."""
+    reply.send(200, html('<a href="a/">a</a> <a href="b/">b</a>'))
+
+
+def test_repeated_path_segments_are_a_bounded_trap(tmp_path):
+    with FaultServer({"/": links_page("/t/"), "/t/*": loop_dirs}) as server:
+        report = crawl(tmp_path, server)
+    paths = [h.path for h in server.requests() if h.path.startswith("/t/")]
+    assert paths, "the trap was entered"
+    for path in paths:
+        segments = [s for s in path.split("/") if s]
+        assert max(segments.count(s) for s in set(segments)) <= 2, path
+    assert report.links_dropped["repeated_segments"] > 0
+    assert len(paths) == 1 + 2 + 4 + 6 + 6  # /t/, then every path with no segment thrice
+
+
+def next_page(hit: Hit, reply: Reply) -> None:
+    """An endless listing: every page links to the next one (a calendar that never ends)."""
+    number = int(hit.path.rstrip("/").rsplit("/", 1)[1])
+    reply.send(200, html(f'<a href="/feed/page/{number + 1}/">older</a>'))
+
+
+def test_endless_pagination_stops_at_max_listing_pages(tmp_path):
+    with FaultServer({"/": links_page("/feed/page/1/"), "/feed/page/*": next_page}) as server:
+        report = crawl(tmp_path, server, max_listing_pages=5)
+    numbers = [int(h.path.split("/")[3]) for h in server.requests() if h.path.startswith("/feed")]
+    assert numbers == [1, 2, 3, 4, 5]
+    assert report.links_dropped == {"listing_pages": 1}
+
+
+def more_variants(hit: Hit, reply: Reply) -> None:
+    """Each answer links to two new query strings of the same path (filters, sort orders)."""
+    n = int(hit.path.split("=")[-1]) if "=" in hit.path else 0
+    reply.send(
+        200, html(f'<a href="/items?f={2 * n + 1}">x</a> <a href="/items?f={2 * n + 2}">y</a>')
+    )
+
+
+def test_endless_query_variants_are_capped_per_path(tmp_path):
+    with FaultServer({"/": links_page("/items"), "/items": more_variants}) as server:
+        report = crawl(tmp_path, server, max_query_variants=6)
+    queries = [h.path for h in server.requests("/items") if "?" in h.path]
+    assert len(queries) == len(set(queries)) == 6
+    assert report.links_dropped["query_variants"] > 0
+
+
+def test_session_ids_in_query_and_path_do_not_make_new_pages(tmp_path):
+    routes = {
+        "/": links_page(
+            "/p/1;jsessionid=A1B2C3",
+            "/p/1?PHPSESSID=deadbeef",
+            "/p/1?sid=42",
+            "/p/1;JSESSIONID=Z9?sessionid=7",
+            "/p/1",
+        ),
+        "/p/*": links_page("/p/1;jsessionid=NEW"),
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+    assert [h.path for h in server.requests() if h.path.startswith("/p/")] == ["/p/1"]
+    assert report.pages_fetched == 2
+
+
+def test_max_pages_per_site_pauses_the_pass_and_the_next_run_continues(tmp_path):
+    with FaultServer({"/": links_page(*[f"/p/{i}" for i in range(6)]), "/p/*": ok}) as server:
+        first = crawl(tmp_path, server, max_pages_per_site=3)
+        assert len(server.requests()) == 4  # robots.txt, /, two pages
+        second = crawl(tmp_path, server, max_pages_per_site=3)
+        third = crawl(tmp_path, server, max_pages_per_site=3)
+    assert (first.status, first.pages_fetched, first.capped) == ("paused", 3, {"faulty": 4})
+    assert (second.status, second.pages_fetched, second.capped) == ("paused", 3, {"faulty": 1})
+    assert (third.status, third.pages_fetched, third.capped) == ("finished", 1, {})
+    fetched = [h.path for h in server.requests() if h.path != "/robots.txt"]
+    assert sorted(fetched) == sorted(["/", *[f"/p/{i}" for i in range(6)]]), "each page once"
