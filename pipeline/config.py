@@ -142,6 +142,11 @@ class CrawlSettings(_Section):
     max_redirects: int = Field(
         5, ge=0, le=30, description="Redirect hops followed for one request."
     )
+    use_sitemaps: bool = Field(
+        True,
+        description="Read the sitemaps robots.txt lists when a pass starts: their URLs are "
+        "queued newest first; those whose lastmod is not newer than our copy are not refetched.",
+    )
     respect_robots: bool = Field(
         True, description="Obey robots.txt (disallow rules and Crawl-delay)."
     )

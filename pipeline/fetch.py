@@ -30,7 +30,14 @@ from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, To
 from pipeline.models import Fetched, Target, Validators
 from pipeline.politeness import RobotsResponse
 
-__all__ = ["decode_html", "fetch_page", "fetch_robots", "make_client", "parse_retry_after"]
+__all__ = [
+    "decode_html",
+    "fetch_page",
+    "fetch_robots",
+    "fetch_sitemap",
+    "make_client",
+    "parse_retry_after",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +91,24 @@ async def fetch_robots(
         logger.info("robots.txt %s unreachable: %s", url, exc)
         return RobotsResponse(status=0)
     return RobotsResponse(status=response.status_code, body=response.content[:512_000])
+
+
+async def fetch_sitemap(client: httpx.AsyncClient, url: str, *, settings: CrawlSettings) -> bytes:
+    """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``).
+
+    Raises:
+        FetchError: unreachable, a timeout, a non-200 status, or too large.
+    """
+    try:
+        async with (
+            asyncio.timeout(settings.deadline),
+            client.stream("GET", url, follow_redirects=True) as response,
+        ):
+            if response.status_code != 200:
+                raise _bad_status(response, url)
+            return await _read_capped(response, url, settings.max_bytes)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
 
 
 async def fetch_page(

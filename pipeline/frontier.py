@@ -20,6 +20,7 @@ from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
 from pipeline.config import SiteConfig
 from pipeline.models import ArticlePage, Extracted, Link, ListingPage, Target, Validators
+from pipeline.sitemaps import SitemapEntry
 
 __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
 
@@ -45,6 +46,7 @@ class FrontierQueue(Protocol):
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
     def known_links(self, url: str) -> list[Target]: ...
+    def fetched_at(self, url: str) -> datetime | None: ...
 
 
 def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
@@ -228,6 +230,30 @@ class Frontier:
             page_no=target.page_no,
         )
 
+    def sitemap_targets(
+        self, site_name: str, entries: Iterable[SitemapEntry]
+    ) -> tuple[list[Target], list[Target]]:
+        """Sitemap URLs in scope as depth-1 targets, newest ``lastmod`` first, split into
+        (to fetch, unchanged since we last fetched them)."""
+        found: dict[str, Target] = {}
+        lastmods: dict[str, datetime | None] = {}
+        site = self.sites[site_name]
+        for entry in entries:
+            try:
+                url = self.canonical(entry.loc)
+            except ValueError:
+                self.dropped["bad_url"] += 1
+                continue
+            lastmods[url] = entry.lastmod
+            self._consider(Target(url=url, site=site_name, depth=1), site, found)
+        fresh: list[Target] = []
+        unchanged: list[Target] = []
+        for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
+            fetched, lastmod = self.queue.fetched_at(target.url), lastmods.get(target.url)
+            unseen = fetched is None or lastmod is None or lastmod > fetched
+            (fresh if unseen else unchanged).append(target)
+        return fresh, unchanged
+
     def trap_reason(self, url: str) -> str | None:
         """Why ``url`` looks like a crawl trap (``repeated_segments``, ``listing_pages``,
         ``query_variants``), or None. Query variants are counted per path for this run."""
@@ -256,6 +282,11 @@ class Frontier:
             if out_of_scope_reason(url, self.sites[target.site]) is None:
                 return url
         return target.url
+
+
+def _newest_first(lastmod: datetime | None) -> float:
+    """Sort key: newest lastmod first, unknown last."""
+    return -lastmod.timestamp() if lastmod is not None else float("inf")
 
 
 def _page_number(url: str, text: str) -> int | None:

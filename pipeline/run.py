@@ -26,7 +26,7 @@ from pipeline.config import Settings, SiteConfig
 from pipeline.errors import BadStatus, ConfigError, ExtractError, FetchError, PageSkipped
 from pipeline.export import ExportStats, write_jsonl
 from pipeline.extract import extract
-from pipeline.fetch import decode_html, fetch_page, fetch_robots, make_client
+from pipeline.fetch import decode_html, fetch_page, fetch_robots, fetch_sitemap, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
     ArticlePage,
@@ -39,6 +39,7 @@ from pipeline.models import (
 )
 from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
+from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
 from pipeline.store import DirectoryLock, Store
 from pipeline.sync import SyncReport, sync_index
 
@@ -55,6 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 GONE_STATUSES = (404, 410)
+_MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,8 @@ class _Crawler:
 
     async def crawl(self) -> None:
         with self.store.transaction():
-            self.report.resumed = [n for n, r in self.frontier.start(_now()).items() if r]
+            started = self.frontier.start(_now())
+            self.report.resumed = [n for n, r in started.items() if r]
         async with make_client(self.crawl_settings) as client:
             self.client = client
             self.robots = RobotsCache(
@@ -205,6 +208,9 @@ class _Crawler:
                 self._fetch_robots,
                 enabled=self.crawl_settings.respect_robots,
             )
+            if self.crawl_settings.use_sitemaps:
+                for name in (n for n, resumed in started.items() if not resumed):
+                    await self._seed_from_sitemaps(self.sites[name])
             budget_left = await self._dispatch()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(_now())
@@ -213,6 +219,62 @@ class _Crawler:
     async def _fetch_robots(self, url: str) -> Any:
         self.requests[self.frontier.host(url)] += 1
         return await fetch_robots(self.client, url, settings=self.crawl_settings)
+
+    async def _seed_from_sitemaps(self, site: SiteConfig) -> None:
+        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy."""
+        entries = await self._read_sitemaps(site)
+        fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
+        with self.store.transaction():
+            self.frontier.add(fresh)
+            self.frontier.add(unchanged)
+            for target in unchanged:
+                self._skip_unchanged(target)
+        logger.info(
+            "%s: %s sitemap URLs queued, %s unchanged since last fetched",
+            site.name,
+            len(fresh),
+            len(unchanged),
+        )
+
+    async def _read_sitemaps(self, site: SiteConfig) -> list[SitemapEntry]:
+        """The page entries of the sitemaps robots.txt lists (indexes followed, in scope only)."""
+        pending = await self.robots.sitemaps(site.start_urls[0])
+        seen: set[str] = set()
+        pages: list[SitemapEntry] = []
+        while pending and len(seen) < _MAX_SITEMAPS:
+            url = pending.pop(0)
+            if url in seen or out_of_scope_reason(url, site) is not None:
+                continue
+            seen.add(url)
+            sitemap = await self._fetch_sitemap(url)
+            if sitemap.is_index:
+                pending.extend(e.loc for e in sitemap.entries)
+            else:
+                pages.extend(sitemap.entries)
+        return pages
+
+    async def _fetch_sitemap(self, url: str) -> Sitemap:
+        """One sitemap, fetched through the host's gate; an empty one when it fails."""
+        host = self.frontier.host(url)
+        await asyncio.sleep(min(self.gate.ready_in(host), self.crawl_settings.deadline))
+        self.gate.started(host)
+        self.requests[host] += 1
+        try:
+            data = await fetch_sitemap(self.client, url, settings=self.crawl_settings)
+        except FetchError as exc:
+            logger.warning("%s", exc)
+            return Sitemap(False, ())
+        finally:
+            self.gate.finished(host)
+        return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
+
+    def _skip_unchanged(self, target: Target) -> None:
+        """Not refetched: the sitemap says it has not changed since we fetched it."""
+        if self.store.queue.page_kind(target.url) == "article":
+            self.store.records.touch_article(target.url, _now())
+        self.frontier.add(self.store.queue.known_links(target.url))
+        self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
+        self.skipped["sitemap_unchanged"] += 1
 
     async def _dispatch(self) -> bool:
         """Run pages until the queue is empty, the page budget is used, or stop is set."""

@@ -8,6 +8,7 @@ how long something took to run.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import time
@@ -495,3 +496,46 @@ def test_max_pages_per_site_pauses_the_pass_and_the_next_run_continues(tmp_path)
     assert (third.status, third.pages_fetched, third.capped) == ("finished", 1, {})
     fetched = [h.path for h in server.requests() if h.path != "/robots.txt"]
     assert sorted(fetched) == sorted(["/", *[f"/p/{i}" for i in range(6)]]), "each page once"
+
+
+# -- sitemaps ----------------------------------------------------------------------------------
+def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path):
+    lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
+
+    def urlset(hit: Hit, reply: Reply) -> None:
+        urls = "".join(
+            f"<url><loc>{server.url(p)}</loc><lastmod>{m}</lastmod></url>"
+            for p, m in lastmod.items()
+        )
+        body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+        reply.send(200, gzip.compress(body.encode()), content_type="application/x-gzip")
+
+    index = (
+        '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<sitemap><loc>{}</loc></sitemap><sitemap><loc>http://elsewhere.example/x.xml</loc>"
+        "</sitemap></sitemapindex>"
+    )
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, f"Sitemap: {server.url('/index.xml')}\n".encode(), content_type="text/plain"
+        ),
+        "/index.xml": lambda hit, reply: reply.send(
+            200, index.format(server.url("/pages.xml.gz")).encode(), content_type="text/xml"
+        ),
+        "/pages.xml.gz": urlset,
+        "/": links_page(),
+        "/s/*": ok,
+    }
+    with FaultServer(routes) as server:
+        first = crawl(tmp_path, server)
+        assert sorted(h.path for h in server.requests() if h.path.startswith("/s/")) == [
+            "/s/new",
+            "/s/old",
+        ]
+        lastmod["/s/new"] = "2999-01-01T00:00:00+00:00"  # changed since our fetch
+        server.hits.clear()
+        second = crawl(tmp_path, server)
+    assert first.pages_fetched == 3
+    assert second.skipped == {"sitemap_unchanged": 1}
+    assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/new"]
+    assert "elsewhere" not in str([h.path for h in server.requests()])
