@@ -52,6 +52,15 @@ DEFAULT_STRIP_PARAMS = (
     "igshid",
     "ref_src",
     "spm",
+    # session ids: every visit gets a new one, so without stripping a site never ends
+    "sid",
+    "sessionid",
+    "session_id",
+    "phpsessid",
+    "jsessionid",
+    "aspsessionid*",
+    "cfid",
+    "cftoken",
 )
 DEFAULT_USER_AGENT = "crawldex/0.1 (+https://github.com/crawldex/crawldex; polite content indexer)"
 
@@ -116,8 +125,30 @@ class CrawlSettings(_Section):
     max_depth: int = Field(
         50, ge=0, description="Link hops from a start URL beyond which links are not followed."
     )
+    max_pages_per_site: int | None = Field(
+        None,
+        ge=1,
+        description="Pages fetched at most from one site in one run (none: only max_pages); "
+        "the next run continues the pass.",
+    )
+    max_query_variants: int = Field(
+        100,
+        ge=1,
+        description="Distinct query strings followed per URL path in one run (a crawl trap bound).",
+    )
+    max_listing_pages: int = Field(
+        1000,
+        ge=1,
+        description="Highest pagination page number followed (/page/N, ?page=N): a crawl trap "
+        "bound for endless calendars and listings.",
+    )
     max_redirects: int = Field(
         5, ge=0, le=30, description="Redirect hops followed for one request."
+    )
+    use_sitemaps: bool = Field(
+        True,
+        description="Read the sitemaps robots.txt lists when a pass starts: their URLs are "
+        "queued newest first; those whose lastmod is not newer than our copy are not refetched.",
     )
     respect_robots: bool = Field(
         True, description="Obey robots.txt (disallow rules and Crawl-delay)."

@@ -60,9 +60,13 @@ class FetchError(PipelineError):
 
     reason = "fetch_error"
 
-    def __init__(self, message: str, *, url: str, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, url: str, transient: bool = False, reason: str | None = None
+    ) -> None:
         self.url = url
         self.transient = transient
+        if reason is not None:
+            self.reason = reason
         super().__init__(message)
 
 

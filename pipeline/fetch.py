@@ -30,7 +30,14 @@ from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, To
 from pipeline.models import Fetched, Target, Validators
 from pipeline.politeness import RobotsResponse
 
-__all__ = ["decode_html", "fetch_page", "fetch_robots", "make_client", "parse_retry_after"]
+__all__ = [
+    "decode_html",
+    "fetch_page",
+    "fetch_robots",
+    "fetch_sitemap",
+    "make_client",
+    "parse_retry_after",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +93,24 @@ async def fetch_robots(
     return RobotsResponse(status=response.status_code, body=response.content[:512_000])
 
 
+async def fetch_sitemap(client: httpx.AsyncClient, url: str, *, settings: CrawlSettings) -> bytes:
+    """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``).
+
+    Raises:
+        FetchError: unreachable, a timeout, a non-200 status, or too large.
+    """
+    try:
+        async with (
+            asyncio.timeout(settings.deadline),
+            client.stream("GET", url, follow_redirects=True) as response,
+        ):
+            if response.status_code != 200:
+                raise _bad_status(response, url)
+            return await _read_capped(response, url, settings.max_bytes)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
+
+
 async def fetch_page(
     client: httpx.AsyncClient,
     target: Target,
@@ -94,6 +119,7 @@ async def fetch_page(
     scope: Scope,
     validators: Validators | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_retry_after: Callable[[float], None] | None = None,
 ) -> Fetched:
     """Fetch ``target`` with retries for transient failures.
 
@@ -105,6 +131,8 @@ async def fetch_page(
             canonicalizes nothing: redirect URLs are passed absolute.
         validators: ETag / Last-Modified for a conditional GET.
         sleep: how to wait between attempts (tests pass a fake).
+        on_retry_after: told the seconds of every Retry-After received, at once, so the whole
+            host waits (not just this request's retry).
 
     Returns:
         The fetched page, or a ``not_modified`` Fetched on 304.
@@ -125,6 +153,8 @@ async def fetch_page(
             wait = settings.backoff * (2**attempt) * random.uniform(0.5, 1.5)
             retry_after = exc.retry_after if isinstance(exc, BadStatus) else None
             if retry_after is not None:
+                if on_retry_after is not None:
+                    on_retry_after(retry_after)
                 if retry_after > _MAX_RETRY_AFTER_WAIT:
                     raise
                 wait = max(wait, retry_after)
@@ -186,13 +216,22 @@ async def _follow(
     seen = {url}
     for _hop in range(settings.max_redirects + 1):
         headers = _conditional_headers(validators) if url == target.url else {}
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code in _REDIRECTS:
-                url = _next_hop(url, response, seen, scope)
-                continue
-            return await _read(response, target, url, settings=settings, started=started)
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code in _REDIRECTS:
+                    url = _next_hop(url, response, seen, scope)
+                    continue
+                return await _read(response, target, url, settings=settings, started=started)
+        except httpx.InvalidURL as exc:
+            # httpx parses a redirect's Location eagerly (for response.next_request), so a
+            # `javascript:` or otherwise unusable Location fails before _next_hop can judge it;
+            # our own URLs are canonical http(s), so this is always the server's Location.
+            raise PageSkipped("redirect_out_of_scope", url=url, detail=str(exc)) from exc
     raise FetchError(
-        f"more than {settings.max_redirects} redirects from {target.url}", url=target.url
+        f"more than {settings.max_redirects} redirects from {target.url}; "
+        "raise crawl.max_redirects if the site really needs more",
+        url=target.url,
+        reason="too_many_redirects",
     )
 
 
@@ -207,7 +246,7 @@ def _next_hop(url: str, response: httpx.Response, seen: set[str], scope: Scope) 
     if reason is not None:
         raise PageSkipped("redirect_out_of_scope", url=url, detail=f"to {nxt} ({reason})")
     if nxt in seen:
-        raise FetchError(f"redirect loop at {url} -> {nxt}", url=url)
+        raise FetchError(f"redirect loop at {url} -> {nxt}", url=url, reason="redirect_loop")
     seen.add(nxt)
     return nxt
 
@@ -334,9 +373,21 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        best = from_bytes(body[:65536]).best()
-        name = _codec_name(best.encoding if best else None) or "windows-1252"
+        name = _detect(body[:65536])
         return body.decode(name, errors="replace"), name
+
+
+def _detect(sample: bytes) -> str:
+    """The detector's best guess; windows-1252 when it ties with the best (WHATWG's default)."""
+    matches = list(from_bytes(sample))
+    if not matches:
+        return "cp1252"
+    best = matches[0]
+    for match in matches:
+        tie = (match.chaos, match.coherence) == (best.chaos, best.coherence)
+        if tie and "cp1252" in match.could_be_from_charset:
+            return "cp1252"
+    return _codec_name(best.encoding) or "cp1252"
 
 
 def _codec_name(label: str | None) -> str | None:

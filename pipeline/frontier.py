@@ -20,13 +20,16 @@ from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
 from pipeline.config import SiteConfig
 from pipeline.models import ArticlePage, Extracted, Link, ListingPage, Target, Validators
+from pipeline.sitemaps import SitemapEntry
 
 __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,5})\b")
+_PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
+_SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
+_MAX_SEGMENT_REPEATS = 2  # /a/b/a/b/a/b: a segment a third time in one path is a loop, not a site
 
 
 class FrontierQueue(Protocol):
@@ -43,6 +46,8 @@ class FrontierQueue(Protocol):
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
     def known_links(self, url: str) -> list[Target]: ...
+    def fetched_at(self, url: str) -> datetime | None: ...
+    def page_kind(self, url: str) -> str | None: ...
 
 
 def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
@@ -59,6 +64,8 @@ def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
         The canonical URL.
     """
     parts = urlsplit(url.strip())
+    if ";" in parts.path:
+        parts = parts._replace(path=_SESSION_PATH_PARAM.sub("", parts.path))
     query = parts.query
     if query and strip_params:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -100,11 +107,16 @@ class Frontier:
         *,
         strip_params: Sequence[str],
         max_depth: int,
+        max_query_variants: int = 100,
+        max_listing_pages: int = 1000,
     ) -> None:
         self.sites = {s.name: s for s in sites}
         self.queue = queue
         self.strip_params = tuple(strip_params)
         self.max_depth = max_depth
+        self.max_query_variants = max_query_variants
+        self.max_listing_pages = max_listing_pages
+        self._query_variants: dict[str, set[str]] = {}
         self.cycles: dict[str, int] = {}
         self.dropped: Counter[str] = Counter()
 
@@ -206,6 +218,8 @@ class Frontier:
         reason = out_of_scope_reason(url, site)
         if reason is None and target.depth > self.max_depth:
             reason = "max_depth"
+        if reason is None:
+            reason = self.trap_reason(url)
         if reason is not None:
             self.dropped[reason] += 1
             return
@@ -217,6 +231,53 @@ class Frontier:
             page_no=target.page_no,
         )
 
+    def sitemap_targets(
+        self, site_name: str, entries: Iterable[SitemapEntry]
+    ) -> tuple[list[Target], list[Target]]:
+        """Sitemap URLs in scope as depth-1 targets, newest ``lastmod`` first, split into
+        (to fetch, unchanged since we last fetched them).
+
+        Only article pages are ever "unchanged": listings are where new posts and fresh comment
+        counts show up, and a conditional GET makes an unchanged one cheap anyway.
+        """
+        found: dict[str, Target] = {}
+        lastmods: dict[str, datetime | None] = {}
+        site = self.sites[site_name]
+        for entry in entries:
+            try:
+                url = self.canonical(entry.loc)
+            except ValueError:
+                self.dropped["bad_url"] += 1
+                continue
+            lastmods[url] = entry.lastmod
+            self._consider(Target(url=url, site=site_name, depth=1), site, found)
+        fresh: list[Target] = []
+        unchanged: list[Target] = []
+        for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
+            fetched, lastmod = self.queue.fetched_at(target.url), lastmods.get(target.url)
+            unseen = fetched is None or lastmod is None or lastmod > fetched
+            is_article = self.queue.page_kind(target.url) == "article"
+            (fresh if unseen or not is_article else unchanged).append(target)
+        return fresh, unchanged
+
+    def trap_reason(self, url: str) -> str | None:
+        """Why ``url`` looks like a crawl trap (``repeated_segments``, ``listing_pages``,
+        ``query_variants``), or None. Query variants are counted per path for this run."""
+        parts = urlsplit(url)
+        segments = Counter(s for s in parts.path.split("/") if s)
+        if segments and max(segments.values()) > _MAX_SEGMENT_REPEATS:
+            return "repeated_segments"
+        number = _PAGE_NO.search(url)
+        if number and int(number.group(1)) > self.max_listing_pages:
+            return "listing_pages"
+        if parts.query:
+            seen = self._query_variants.setdefault(url.split("?", 1)[0], set())
+            if parts.query not in seen:
+                if len(seen) >= self.max_query_variants:
+                    return "query_variants"
+                seen.add(parts.query)
+        return None
+
     def canonical_of(self, target: Target, page: ArticlePage) -> str:
         """The record URL of an article: its ``rel=canonical`` when in scope, else the target's."""
         if page.canonical_url:
@@ -227,6 +288,11 @@ class Frontier:
             if out_of_scope_reason(url, self.sites[target.site]) is None:
                 return url
         return target.url
+
+
+def _newest_first(lastmod: datetime | None) -> float:
+    """Sort key: newest lastmod first, unknown last."""
+    return -lastmod.timestamp() if lastmod is not None else float("inf")
 
 
 def _page_number(url: str, text: str) -> int | None:

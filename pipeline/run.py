@@ -26,7 +26,7 @@ from pipeline.config import Settings, SiteConfig
 from pipeline.errors import BadStatus, ConfigError, ExtractError, FetchError, PageSkipped
 from pipeline.export import ExportStats, write_jsonl
 from pipeline.extract import extract
-from pipeline.fetch import decode_html, fetch_page, fetch_robots, make_client
+from pipeline.fetch import decode_html, fetch_page, fetch_robots, fetch_sitemap, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
     ArticlePage,
@@ -40,6 +40,7 @@ from pipeline.models import (
 from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.postrun import finish_outputs
+from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
 from pipeline.store import DirectoryLock, Store
 from pipeline.sync import SyncReport, sync_index
 
@@ -56,6 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 GONE_STATUSES = (404, 410)
+_MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class RunReport:
     failed: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     links_dropped: dict[str, int] = field(default_factory=dict)
+    capped: dict[str, int] = field(default_factory=dict)  # site -> pages left for the next run
     changes: dict[str, int] = field(default_factory=dict)
     requests_by_host: dict[str, int] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
@@ -185,10 +188,16 @@ class _Crawler:
         self.progress = progress
         self.stop = stop
         self.frontier = Frontier(
-            sites, store.queue, strip_params=crawl.strip_params, max_depth=crawl.max_depth
+            sites,
+            store.queue,
+            strip_params=crawl.strip_params,
+            max_depth=crawl.max_depth,
+            max_query_variants=crawl.max_query_variants,
+            max_listing_pages=crawl.max_listing_pages,
         )
         self.gate = HostGate(per_host_concurrency=crawl.per_host_concurrency, delay=crawl.delay)
         self.requests: Counter[str] = Counter()
+        self.claimed: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.done = 0
@@ -196,7 +205,8 @@ class _Crawler:
 
     async def crawl(self) -> None:
         with self.store.transaction():
-            self.report.resumed = [n for n, r in self.frontier.start(_now()).items() if r]
+            started = self.frontier.start(_now())
+            self.report.resumed = [n for n, r in started.items() if r]
         async with make_client(self.crawl_settings) as client:
             self.client = client
             self.robots = RobotsCache(
@@ -204,6 +214,9 @@ class _Crawler:
                 self._fetch_robots,
                 enabled=self.crawl_settings.respect_robots,
             )
+            if self.crawl_settings.use_sitemaps:
+                for name in (n for n, resumed in started.items() if not resumed):
+                    await self._seed_from_sitemaps(self.sites[name])
             budget_left = await self._dispatch()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(_now())
@@ -213,20 +226,77 @@ class _Crawler:
         self.requests[self.frontier.host(url)] += 1
         return await fetch_robots(self.client, url, settings=self.crawl_settings)
 
+    async def _seed_from_sitemaps(self, site: SiteConfig) -> None:
+        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy."""
+        entries = await self._read_sitemaps(site)
+        fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
+        with self.store.transaction():
+            self.frontier.add(fresh)
+            self.frontier.add(unchanged)
+            for target in unchanged:
+                self._skip_unchanged(target)
+        logger.info(
+            "%s: %s sitemap URLs queued, %s unchanged since last fetched",
+            site.name,
+            len(fresh),
+            len(unchanged),
+        )
+
+    async def _read_sitemaps(self, site: SiteConfig) -> list[SitemapEntry]:
+        """The page entries of the sitemaps robots.txt lists (indexes followed, in scope only)."""
+        pending = await self.robots.sitemaps(site.start_urls[0])
+        seen: set[str] = set()
+        pages: list[SitemapEntry] = []
+        while pending and len(seen) < _MAX_SITEMAPS:
+            url = pending.pop(0)
+            if url in seen or out_of_scope_reason(url, site) is not None:
+                continue
+            seen.add(url)
+            sitemap = await self._fetch_sitemap(url)
+            if sitemap.is_index:
+                pending.extend(e.loc for e in sitemap.entries)
+            else:
+                pages.extend(sitemap.entries)
+        return pages
+
+    async def _fetch_sitemap(self, url: str) -> Sitemap:
+        """One sitemap, fetched through the host's gate; an empty one when it fails."""
+        host = self.frontier.host(url)
+        await asyncio.sleep(min(self.gate.ready_in(host), self.crawl_settings.deadline))
+        self.gate.started(host)
+        self.requests[host] += 1
+        try:
+            data = await fetch_sitemap(self.client, url, settings=self.crawl_settings)
+        except FetchError as exc:
+            logger.warning("%s", exc)
+            return Sitemap(False, ())
+        finally:
+            self.gate.finished(host)
+        return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
+
+    def _skip_unchanged(self, target: Target) -> None:
+        """Not refetched: the sitemap says it has not changed since we fetched it."""
+        if self.store.queue.page_kind(target.url) == "article":
+            self.store.records.touch_article(target.url, _now())
+        self.frontier.add(self.store.queue.known_links(target.url))
+        self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
+        self.skipped["sitemap_unchanged"] += 1
+
     async def _dispatch(self) -> bool:
         """Run pages until the queue is empty, the page budget is used, or stop is set."""
         tasks: set[asyncio.Task[None]] = set()
         budget = self.crawl_settings.max_pages
-        names = list(self.sites)
         while not self.stop.is_set():
-            while len(tasks) < self.crawl_settings.concurrency and budget > 0:
-                claimed = self.store.queue.claim(names, self.gate.busy_hosts(), 1)
+            open_sites = self._open_sites()
+            while open_sites and len(tasks) < self.crawl_settings.concurrency and budget > 0:
+                claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
                 if not claimed:
                     break
                 budget -= 1
-                tasks.add(asyncio.create_task(self._page(claimed[0])))
+                tasks.add(self._start(claimed[0]))
+                open_sites = self._open_sites()
             if not tasks:
-                if budget <= 0 or self.store.queue.count(names) == 0:
+                if budget <= 0 or not open_sites or self.store.queue.count(open_sites) == 0:
                     break
                 await asyncio.sleep(
                     min(self.gate.next_ready(), 0.5)
@@ -242,15 +312,26 @@ class _Crawler:
             await asyncio.gather(*tasks)
         return budget > 0
 
-    async def _page(self, target: Target) -> None:
+    def _open_sites(self) -> list[str]:
+        """Sites that have not used up crawl.max_pages_per_site in this run."""
+        cap = self.crawl_settings.max_pages_per_site
+        return [n for n in self.sites if cap is None or self.claimed[n] < cap]
+
+    def _start(self, target: Target) -> asyncio.Task[None]:
+        """Reserve the host's slot now, before the next claim looks at busy hosts (the task only
+        starts running at the next await), and start the page."""
+        self.claimed[target.site] += 1
+        token = self.gate.started(self.frontier.host(target.url))
+        return asyncio.create_task(self._page(target, token))
+
+    async def _page(self, target: Target, reserved: tuple[float, float]) -> None:
         host = self.frontier.host(target.url)
-        token: tuple[float, float] | None = None
-        token = self.gate.started(host)
+        token: tuple[float, float] | None = reserved
         outcome = "failed"
         try:
             reason = await self.robots.disallow_reason(target.url)
             if reason is not None:
-                self.gate.cancelled(host, token)
+                self.gate.cancelled(host, reserved)
                 token = None
                 raise PageSkipped(reason, url=target.url)
             await self._apply_crawl_delay(host, target.url)
@@ -290,6 +371,7 @@ class _Crawler:
             settings=self.crawl_settings,
             scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
             validators=self.store.queue.validators(target.url),
+            on_retry_after=lambda seconds: self.gate.block(host, seconds),
         )
         if fetched.not_modified:
             self._store_not_modified(target, fetched)
@@ -364,9 +446,17 @@ class _Crawler:
         report.skipped = dict(self.skipped)
         report.links_dropped = dict(self.frontier.dropped)
         report.requests_by_host = dict(self.requests)
+        cap = self.crawl_settings.max_pages_per_site
+        report.capped = {
+            name: left
+            for name in self.sites
+            if cap is not None
+            and self.claimed[name] >= cap
+            and (left := self.store.queue.count([name]))
+        }
         if self.stop.is_set():
             report.status = "interrupted"
-        elif not budget_left and len(report.completed_sites) < len(self.sites):
+        elif (not budget_left or report.capped) and len(report.completed_sites) < len(self.sites):
             report.status = "paused"
         else:
             report.status = "finished"

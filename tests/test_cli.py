@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from tests.faults import FaultServer, html
 
 
 def run(*args: str, **kwargs):
@@ -160,3 +161,25 @@ def test_demo_runs_end_to_end_and_leaves_a_usable_directory(tmp_path, monkeypatc
     assert sum(json.loads(r)["kind"] == "article" for r in records) == 30
     again = run("--config", str(cfg), "search", "*", "--json", "--limit", "100")
     assert len(again.stdout.splitlines()) == 30
+
+
+def test_status_shows_why_pages_failed_or_were_skipped(tmp_path):
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, b"User-agent: *\nDisallow: /private\n", content_type="text/plain"
+        ),
+        "/": lambda hit, reply: reply.send(
+            200, html('<a href="/missing">m</a> <a href="/private">p</a>')
+        ),
+    }
+    with FaultServer(routes) as server:
+        path = tmp_path / "config.yaml"
+        site = {"name": "faulty", "start_urls": [server.url("/")]}
+        path.write_text(
+            yaml.safe_dump({"storage": {"dir": "data"}, "crawl": {"delay": 0}, "sites": [site]})
+        )
+        crawled = run("--config", str(path), "crawl")
+    assert crawled.exit_code == 1  # some pages failed
+    result = run("--config", str(path), "status", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "failed: http_404 1; skipped: robots 1" in result.stdout

@@ -181,6 +181,7 @@ def print_status(info: dict[str, Any]) -> None:
         "changed",
         "gone",
         "seconds",
+        "failed / skipped by reason",
         title="last runs",
     )
     for run in info["runs"]:
@@ -196,6 +197,7 @@ def print_status(info: dict[str, Any]) -> None:
             str(ch.get("article_changed", 0)),
             str(ch.get("article_gone", 0)),
             str(report.get("seconds", "")),
+            _reasons_cell(report),
         )
     console.print(runs)
 
@@ -241,3 +243,17 @@ def _print_outputs(console: Console, report: RunReport) -> None:
             console.print(f"  {hit.get('title') or '(untitled)'}  <{hit['url']}>", markup=False)
     for warning in report.drift:
         console.print(Text(f"drift warning: {warning['message']}", style="bold yellow"))
+
+
+def _reasons_cell(report: dict[str, Any]) -> str:
+    """``failed: timeout 2, http_404 1; skipped: robots 3`` (empty when nothing went wrong)."""
+    parts = [
+        f"{label}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        for label, counts in (
+            ("failed", report.get("failed") or {}),
+            ("skipped", report.get("skipped") or {}),
+            ("capped", report.get("capped") or {}),
+        )
+        if counts
+    ]
+    return "; ".join(parts)

@@ -23,7 +23,10 @@ class CoverageTable:
     def measure(
         self, run_id: int, sites: Sequence[str], seen_since: str
     ) -> dict[str, dict[str, tuple[int, int]]]:
-        """Count, per site and field, active articles seen since ``seen_since`` with a value.
+        """Count, per site and field, article pages extracted since ``seen_since`` with a value.
+
+        What the pages themselves said (not the merged records, which keep older values and
+        listing-card values): a redesign that breaks extraction shows at once.
 
         Returns:
             ``{site: {field: (with_value, records)}}``, also stored under ``run_id``.
@@ -33,8 +36,8 @@ class CoverageTable:
             counts = dict.fromkeys(COVERAGE_FIELDS, 0)
             records = 0
             for (blob,) in self._conn.execute(
-                "SELECT record FROM articles WHERE site = ? AND status = 'active' "
-                "AND last_seen_at >= ?",
+                "SELECT page FROM articles WHERE site = ? AND status = 'active' "
+                "AND page IS NOT NULL AND fetched_at >= ?",
                 (site, seen_since),
             ):
                 record = json.loads(blob)

@@ -173,6 +173,11 @@ class SqliteFrontierQueue:
         ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
+    def fetched_at(self, url: str) -> datetime | None:
+        """When ``url`` was last fetched (200 or 304), or None."""
+        row = self._conn.execute("SELECT fetched_at FROM pages WHERE url = ?", (url,)).fetchone()
+        return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
+
     def known_links(self, url: str) -> list[Target]:
         """The links followed from ``url`` last time it was fetched (replayed on a 304)."""
         row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()

@@ -95,7 +95,9 @@ class RecordTable:
         page = json.loads(row["page"]) if row and row["page"] else None
         listed_in = json.loads(row["listed_in"]) if row else []
         if topic_url not in listed_in:
-            listed_in.append(topic_url)
+            # sorted, not in discovery order: concurrent crawls meet topics in any order, and the
+            # record (and its content hash) must not depend on it
+            listed_in = sorted([*listed_in, topic_url])
         card_fields = {f: getattr(card, f) for f in _CARD_FIELDS}
         fetched_at = (
             datetime.fromisoformat(row["fetched_at"]) if row and row["fetched_at"] else None

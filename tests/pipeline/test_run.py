@@ -121,11 +121,26 @@ def test_second_crawl_changes_nothing(crawled):
 
 def test_second_crawl_uses_conditional_get(crawled):
     second: RunReport = crawled["second"]
-    page_requests = [r for r in crawled["second_requests"] if r.path != "/robots.txt"]
+    page_requests = [
+        r for r in crawled["second_requests"] if r.path not in ("/robots.txt", "/sitemap.xml")
+    ]
     assert all("If-None-Match" in r.headers for r in page_requests)
     assert second.not_modified == len(page_requests)
     assert second.pages_fetched == 0
     assert second.bytes == 0
+
+
+def test_second_crawl_skips_what_the_sitemap_says_is_unchanged(crawled, demo_site):
+    second: RunReport = crawled["second"]
+    # only article pages are skipped on the sitemap's word; listings are conditional GETs
+    assert second.skipped["sitemap_unchanged"] == len(demo_site.articles)
+    paths = [r.path for r in crawled["second_requests"]]
+    assert paths.count("/sitemap.xml") == 1
+    assert not [p for p in paths if p in {a.path for a in demo_site.articles}]
+    first_seen = {r["id"]: r["last_seen_at"] for r in crawled["first_records"]}
+    for record in crawled["second_records"]:
+        if record["kind"] == "article":
+            assert record["last_seen_at"] > first_seen[record["id"]], "still seen"
 
 
 def test_export_validates_against_the_schema(crawled):

@@ -1,0 +1,88 @@
+"""Sitemaps (part of the frontier stage): sitemap XML in, URLs with their ``lastmod`` out.
+
+Parses ``<urlset>`` and ``<sitemapindex>`` documents, gzipped or not, with defusedxml (no DTDs,
+no entity expansion) and a size cap on the decompressed bytes, so a hostile sitemap can neither
+blow up memory nor expand entities. Anything unparseable is an empty sitemap, logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+__all__ = ["Sitemap", "SitemapEntry", "parse_sitemap"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SitemapEntry:
+    """One ``<url>`` or ``<sitemap>``: where, and when it last changed (UTC) if stated."""
+
+    loc: str
+    lastmod: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sitemap:
+    """A parsed sitemap: page entries, or (``is_index``) entries that are more sitemaps."""
+
+    is_index: bool
+    entries: tuple[SitemapEntry, ...]
+
+
+def parse_sitemap(data: bytes, *, max_bytes: int, url: str = "") -> Sitemap:
+    """Parse a sitemap or sitemap index (gzip detected by its magic bytes).
+
+    Args:
+        data: the body as fetched.
+        max_bytes: the largest decompressed size accepted (``crawl.max_bytes``).
+        url: for log messages.
+
+    Returns:
+        The sitemap; an empty one when it is too large or not a sitemap.
+    """
+    if data[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(wbits=31)
+        data = inflater.decompress(data, max_bytes + 1)
+        if len(data) > max_bytes:
+            logger.warning("sitemap %s is over crawl.max_bytes unzipped: ignored", url)
+            return Sitemap(False, ())
+    try:
+        root = fromstring(data)
+    except (ParseError, DefusedXmlException, ValueError) as exc:
+        logger.warning("sitemap %s is not usable XML (%s): ignored", url, exc)
+        return Sitemap(False, ())
+    kind = _local(root)
+    entries = tuple(e for e in (_entry(child) for child in root) if e is not None)
+    return Sitemap(kind == "sitemapindex", entries if kind in ("urlset", "sitemapindex") else ())
+
+
+def _local(element: Element) -> str:
+    """A tag without its namespace."""
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _entry(element: Element) -> SitemapEntry | None:
+    """A ``<url>``/``<sitemap>`` child as an entry (None without a ``<loc>``)."""
+    fields = {_local(child): (child.text or "").strip() for child in element}
+    if not fields.get("loc"):
+        return None
+    return SitemapEntry(fields["loc"], _parse_lastmod(fields.get("lastmod", "")))
+
+
+def _parse_lastmod(value: str) -> datetime | None:
+    """W3C datetime (a date, or a time with offset) as aware UTC; None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -1,0 +1,555 @@
+"""The crawler against a fault-injecting server: each check is from both sides.
+
+Every test crawls ``tests.faults.FaultServer`` with ``run_once`` and asserts the run's result
+(report, store, export) and what the server received and when (its own timestamps). Delays are
+kept small; waiting on a real server is fine because assertions are on observed times, never on
+how long something took to run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import index as search_index
+from pipeline.config import Settings, load_settings
+from pipeline.run import RunReport, export_records, run_once
+from pipeline.sync import index_dir
+from tests.faults import FaultServer, Hit, Reply, article_html, gzip_bomb_chunks, html, http_date_in
+
+TOLERANCE = 0.04  # client start -> server arrival jitter on a busy loopback
+
+
+def settings_for(
+    tmp_path: Path, server: FaultServer, starts: list[str], **crawl: object
+) -> Settings:
+    overrides: dict[str, Any] = {
+        "storage.dir": str(tmp_path / "data"),
+        "crawl.delay": 0,
+        "crawl.retries": 0,
+        "crawl.backoff": 0.01,
+        "crawl.concurrency": 8,
+        "crawl.per_host_concurrency": 4,
+        "crawl.timeout": 2,
+        "crawl.deadline": 5,
+    }
+    overrides.update({f"crawl.{k}": v for k, v in crawl.items()})
+    settings = load_settings(None, overrides=overrides)
+    site = {"name": "faulty", "start_urls": starts, "allowed_hosts": ["127.0.0.1", "localhost"]}
+    return settings.model_validate({**settings.model_dump(), "sites": [site]})
+
+
+def crawl(tmp_path: Path, server: FaultServer, *paths: str, **crawl: object) -> RunReport:
+    starts = [p if p.startswith("http") else server.url(p) for p in paths or ("/",)]
+    return run_once(settings_for(tmp_path, server, starts, **crawl))
+
+
+def links_page(*paths: str) -> Any:
+    body = "".join(f'<a href="{p}">{p}</a> ' for p in paths)
+    return lambda hit, reply: reply.send(200, html(body))
+
+
+def ok(hit: Hit, reply: Reply) -> None:
+    reply.send(200, html(f"<p>{hit.path}</p>"))
+
+
+def post(hit: Hit, reply: Reply) -> None:
+    """A minimal blog post page (h1, date, body), so it is extracted as an article."""
+    reply.send(
+        200,
+        html(
+            f'<article class="post"><h1 class="entry-title">Post {hit.path}</h1>'
+            '<time class="entry-date published" datetime="2020-01-01T10:00:00+00:00">'
+            '1 January 2020</time><div class="entry-content"><p>'
+            + "Words of a post about medicines and what they do. " * 8
+            + "</p></div></article>"
+        ),
+    )
+
+
+def robots(text: str, status: int = 200) -> Any:
+    return lambda hit, reply: reply.send(status, text.encode(), content_type="text/plain")
+
+
+def arrivals(server: FaultServer, host: str, prefix: str = "/p/") -> list[float]:
+    return sorted(h.arrived for h in server.requests(host=host) if h.path.startswith(prefix))
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def exported(tmp_path: Path, server: FaultServer) -> dict[str, dict[str, Any]]:
+    settings = settings_for(tmp_path, server, [server.url("/")])
+    out = tmp_path / "export.jsonl"
+    export_records(settings, out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    return {r["url"].split(str(server.port))[1]: r for r in rows}
+
+
+# -- politeness ------------------------------------------------------------------------------
+def test_min_gap_between_request_starts_holds_across_concurrent_workers(tmp_path):
+    pages = [f"/p/{i}" for i in range(6)]
+    with FaultServer({"/": links_page(*pages), "/p/*": ok}) as server:
+        report = crawl(tmp_path, server, delay=0.15, per_host_concurrency=4)
+    assert report.pages_fetched == 7
+    assert report.requests_by_host == {"127.0.0.1": 8}  # robots.txt, /, six pages
+    observed = gaps(arrivals(server, "127.0.0.1"))
+    assert len(observed) == 5
+    assert min(observed) >= 0.15 - TOLERANCE, observed
+
+
+def slow(hit: Hit, reply: Reply) -> None:
+    time.sleep(0.2)  # the fault: a slow server holding the request open
+    reply.send(200, html(f"<p>{hit.path}</p>"))
+
+
+def test_per_host_concurrency_is_capped_while_other_hosts_proceed(tmp_path):
+    routes = {
+        "/slow-index": links_page(*[f"/slow/{i}" for i in range(6)]),
+        "/fast-index": links_page(*[f"/p/{i}" for i in range(6)]),
+        "/slow/*": slow,
+        "/p/*": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(
+            tmp_path,
+            server,
+            server.url("/slow-index"),
+            server.url("/fast-index", host="localhost"),
+            per_host_concurrency=2,
+            concurrency=8,
+        )
+    assert report.pages_fetched == 14
+    assert server.max_in_flight["127.0.0.1"] == 2  # reached, never passed
+    slow_hits = server.requests(host="127.0.0.1")
+    slow_hits = [h for h in slow_hits if h.path.startswith("/slow/")]
+    fast = arrivals(server, "localhost")
+    overlapping = [t for t in fast if any(h.arrived < t < (h.finished or 0) for h in slow_hits)]
+    assert len(overlapping) == len(fast) == 6, "the other host is not held up by the slow one"
+
+
+def test_crawl_delay_raises_the_delay_but_never_lowers_it(tmp_path):
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200,
+            f"User-agent: *\nCrawl-delay: {0.25 if hit.host == '127.0.0.1' else 0.01}\n".encode(),
+            content_type="text/plain",
+        ),
+        "/": links_page(*[f"/p/{i}" for i in range(4)]),
+        "/p/*": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server, "/", server.url("/", host="localhost"), delay=0.12)
+    assert report.failed == {}
+    raised = gaps(arrivals(server, "127.0.0.1"))
+    kept = gaps(arrivals(server, "localhost"))
+    assert len(raised) == len(kept) == 3
+    assert min(raised) >= 0.25 - TOLERANCE, raised
+    assert min(kept) >= 0.12 - TOLERANCE, kept
+
+
+def once_then_ok(status: int, retry_after: Any, sent: list[str]) -> Any:
+    """First request: ``status`` with a Retry-After (a callable is evaluated then), kept in sent."""
+
+    def behaviour(hit: Hit, reply: Reply) -> None:
+        if sent:
+            return ok(hit, reply)
+        sent.append(retry_after() if callable(retry_after) else retry_after)
+        return reply.send(status, b"busy", content_type="text/plain", retry_after=sent[0])
+
+    return behaviour
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"),
+    [(429, "1"), (503, lambda: http_date_in(1.6))],
+    ids=["429-seconds", "503-date"],
+)
+def test_retry_after_makes_the_whole_host_wait(tmp_path, status, retry_after):
+    sent: list[str] = []
+    routes = {
+        "/": links_page("/busy", *[f"/p/{i}" for i in range(8)]),
+        "/busy": once_then_ok(status, retry_after, sent),
+        "/p/*": slow_small,
+        "/other/*": ok,
+        "/other-index": links_page(*[f"/other/{i}" for i in range(3)]),
+    }
+    with FaultServer(routes) as server:
+        report = crawl(
+            tmp_path,
+            server,
+            "/",
+            server.url("/other-index", host="localhost"),
+            retries=1,
+            per_host_concurrency=2,
+        )
+    assert report.failed == {}
+    busy = server.requests("/busy")
+    assert [h.path for h in busy] == ["/busy", "/busy"]
+    refused = busy[0]
+    assert refused.finished is not None
+    wait_until = refused.finished + 1.0
+    if status == 503:  # an HTTP date: wait until that second, whatever is left of it
+        when = parsedate_to_datetime(sent[0]).timestamp()
+        wait_until = refused.finished + (when - refused.wall) - 0.05
+    assert busy[1].arrived >= wait_until - TOLERANCE
+    during = [
+        h
+        for h in server.requests(host="127.0.0.1")
+        if refused.finished + 0.05 < h.arrived < wait_until - TOLERANCE
+    ]
+    assert during == [], "no request to the host while it asked us to wait"
+    assert len(server.requests(host="localhost")) == 5  # the other host was not held up
+
+
+def slow_small(hit: Hit, reply: Reply) -> None:
+    time.sleep(0.05)
+    reply.send(200, html(f"<p>{hit.path}</p>"))
+
+
+# -- robots.txt -------------------------------------------------------------------------------
+def reset(hit: Hit, reply: Reply) -> None:
+    reply.reset()
+
+
+@pytest.mark.parametrize(
+    ("robots_route", "crawled", "skipped"),
+    [
+        (robots("nope", status=404), True, {}),
+        (robots("User-agent: *\nDisallow: /p/1\n"), True, {"robots": 1}),
+        (robots("oops", status=503), False, {"robots_unavailable": 1}),
+        (reset, False, {"robots_unavailable": 1}),
+    ],
+    ids=["4xx-allows-all", "rules", "5xx-skips-host", "unreachable-skips-host"],
+)
+def test_robots_txt_outcomes(tmp_path, robots_route, crawled, skipped):
+    routes = {"/robots.txt": robots_route, "/": links_page("/p/0", "/p/1"), "/p/*": ok}
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+    paths = [h.path for h in server.requests()]
+    assert report.skipped == skipped
+    assert paths.count("/robots.txt") == 1
+    if crawled:
+        assert set(paths) - {"/robots.txt"} == {"/", "/p/0", "/p/1"} - (
+            {"/p/1"} if skipped else set()
+        )
+    else:
+        assert paths == ["/robots.txt"], "nothing else is asked of a host whose robots failed"
+
+
+# -- size and time limits ----------------------------------------------------------------------
+def trickle(hit: Hit, reply: Reply) -> None:
+    reply.stream(200, iter([b"<"] * 400), every=0.05, content_type="text/html")
+
+
+def test_a_trickling_server_is_cut_off_by_the_deadline(tmp_path):
+    with FaultServer(
+        {"/": links_page("/trickle", "/p/0"), "/trickle": trickle, "/p/*": ok}
+    ) as server:
+        report = crawl(tmp_path, server, deadline=0.5, timeout=1)
+    assert report.failed == {"timeout": 1}
+    assert report.pages_fetched == 2  # the crawl went on
+    (hit,) = server.requests("/trickle")
+    assert hit.hung_up, "the crawler closed the connection"
+    assert hit.finished is not None
+    assert hit.finished - hit.arrived < 2.0  # not the 20 s it wanted
+    assert hit.sent < 400
+
+
+def bomb(hit: Hit, reply: Reply) -> None:
+    first, block, repeats = gzip_bomb_chunks(16 * 1024)  # 16 GiB of zeros, ~16 MB on the wire
+    batches = (block * 64 for _ in range(repeats // 64))
+    reply.stream(200, iter([first, *batches]), content_type="text/html", content_encoding="gzip")
+
+
+def test_a_gzip_bomb_is_stopped_at_max_bytes(tmp_path):
+    with FaultServer({"/": links_page("/bomb", "/p/0"), "/bomb": bomb, "/p/*": ok}) as server:
+        report = crawl(tmp_path, server, max_bytes=1_000_000)
+    assert report.failed == {"too_large": 1}
+    assert report.pages_fetched == 2
+    (hit,) = server.requests("/bomb")
+    assert hit.hung_up
+    assert hit.sent < 8 << 20, "the crawler stopped reading long before the end"
+
+
+def pdf(hit: Hit, reply: Reply) -> None:
+    size = 64 << 20
+    chunks = (b"%" * 65536 for _ in range(size // 65536))
+    reply.stream(200, chunks, content_type="application/pdf", content_length=str(size))
+
+
+def test_non_html_is_skipped_without_downloading_the_body(tmp_path):
+    with FaultServer({"/": links_page("/doc.pdf", "/p/0"), "/doc.pdf": pdf, "/p/*": ok}) as server:
+        report = crawl(tmp_path, server)
+    assert report.skipped == {"not_html": 1}
+    assert report.bytes < 10_000
+    (hit,) = server.requests("/doc.pdf")
+    assert hit.hung_up
+    assert hit.sent < 16 << 20
+
+
+# -- redirects ---------------------------------------------------------------------------------
+def redirect_to(location: Any) -> Any:
+    def behaviour(hit: Hit, reply: Reply) -> None:
+        where = location(hit) if callable(location) else location
+        reply.send(302, b"", location=where)
+
+    return behaviour
+
+
+def next_in_chain(hit: Hit) -> str:
+    return f"/chain/{int(hit.path.rsplit('/', 1)[1]) + 1}"
+
+
+def test_redirects_are_bounded_looped_and_scoped_hop_by_hop(tmp_path):
+    routes = {
+        "/": links_page("/chain/0", "/loop/a", "/out", "/file", "/js", "/data", "/moved"),
+        "/chain/*": redirect_to(next_in_chain),
+        "/loop/a": redirect_to("/loop/b"),
+        "/loop/b": redirect_to("/loop/a"),
+        "/out": redirect_to("http://elsewhere.example/"),
+        "/file": redirect_to("file:///etc/passwd"),
+        "/js": redirect_to("javascript:alert(1)"),
+        "/data": redirect_to("data:text/html,<p>hi</p>"),
+        "/moved": redirect_to("/final"),
+        "/final": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server, max_redirects=3)
+    assert report.failed == {"too_many_redirects": 1, "redirect_loop": 1}
+    assert report.skipped == {"redirect_out_of_scope": 4}
+    assert report.errors == 0
+    paths = [h.path for h in server.requests()]
+    assert [p for p in paths if p.startswith("/chain/")] == [f"/chain/{i}" for i in range(4)]
+    assert sorted(p for p in paths if p.startswith("/loop/")) == ["/loop/a", "/loop/b"]
+    for path in ("/out", "/file", "/js", "/data", "/final"):
+        assert paths.count(path) == 1, path
+    assert report.pages_fetched == 2  # / and /final
+
+
+# -- encodings and broken markup ---------------------------------------------------------------
+def page(body: bytes, content_type: str = "text/html") -> Any:
+    return lambda hit, reply: reply.send(200, body, content_type=content_type)
+
+
+def test_wrong_or_missing_charsets_and_invalid_bytes_never_crash(tmp_path):
+    routes = {
+        "/": links_page("/meta", "/bogus", "/wrong", "/none", "/garbage"),
+        # meta says windows-1252, the header says nothing
+        "/meta": page(article_html("Café naïve one", charset_meta="windows-1252").encode("cp1252")),
+        # an unknown label in the header: ignored, the UTF-8 bytes are still read right
+        "/bogus": page(article_html("Café naïve two").encode(), "text/html; charset=x-nonsense"),
+        # the header lies (utf-8) about cp1252 bytes: replaced, not raised
+        "/wrong": page(
+            article_html("Plain three", charset_meta="").encode("cp1252"),
+            "text/html; charset=utf-8",
+        ),
+        # no declaration at all, cp1252 bytes: detected
+        "/none": page(article_html("Café naïve four", charset_meta="").encode("cp1252")),
+        "/garbage": page(b"<html><title>\xff\xfe\x00bad</title>\x80\x81\x82<p>\xc3(</p>"),
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+        records = exported(tmp_path, server)
+    assert report.failed == {}
+    assert report.errors == 0
+    assert report.pages_fetched == 6
+    assert {p: server.requests(p)[0].sent > 0 for p in routes} == dict.fromkeys(routes, True)
+    assert records["/meta"]["title"] == "Café naïve one"
+    assert "café dosing" in records["/meta"]["text"]
+    assert records["/bogus"]["title"] == "Café naïve two"
+    assert records["/wrong"]["title"] == "Plain three"
+    assert "\ufffd" in records["/wrong"]["text"]
+    assert records["/none"]["title"] == "Café naïve four"
+
+
+def test_broken_truncated_and_absurdly_nested_html_is_survived(tmp_path):
+    full = article_html("Whole article")
+    routes = {
+        "/": links_page("/nested", "/truncated", "/tags-only", "/empty", "/p/0"),
+        "/nested": page(("<a href='/p/9'>x</a>" + "<div>" * 200_000 + "<p>deep</p>").encode()),
+        "/truncated": page(full[: len(full) // 2].encode() + b'<p class="unterminated'),
+        "/tags-only": page(b"</p></div></body><html><<<>>><!-- never closed"),
+        "/empty": page(b""),
+        "/p/*": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+        records = exported(tmp_path, server)
+    assert report.errors == 0
+    assert report.failed == {}
+    fetched = {h.path for h in server.requests()} - {"/robots.txt"}
+    assert fetched == {"/", "/nested", "/truncated", "/tags-only", "/empty", "/p/0", "/p/9"}
+    assert records["/truncated"]["title"] == "Whole article"
+
+
+# -- gone and transient ------------------------------------------------------------------------
+def test_404_and_410_mark_gone_but_a_transient_5xx_never_does(tmp_path):
+    state = {"second": False}
+
+    def article(status_second: int) -> Any:
+        def behaviour(hit: Hit, reply: Reply) -> None:
+            if state["second"] and status_second != 200:
+                return reply.send(status_second, b"no", content_type="text/plain")
+            name = hit.path.strip("/")
+            return reply.send(200, article_html(f"Article {name} zebrafish").encode())
+
+        return behaviour
+
+    routes = {
+        "/": links_page("/flaky", "/removed", "/deleted", "/kept"),
+        "/flaky": article(503),
+        "/removed": article(404),
+        "/deleted": article(410),
+        "/kept": article(200),
+    }
+    with FaultServer(routes) as server:
+        first = crawl(tmp_path, server)
+        assert first.changes.get("article_new") == 4
+        state["second"] = True
+        second = crawl(tmp_path, server, retries=1)
+        records = exported(tmp_path, server)
+    assert second.failed == {"http_503": 1, "http_404": 1, "http_410": 1}
+    assert second.changes == {"article_gone": 2}
+    statuses = {p: records[p]["status"] for p in ("/flaky", "/removed", "/deleted", "/kept")}
+    assert statuses == {
+        "/flaky": "active",
+        "/removed": "gone",
+        "/deleted": "gone",
+        "/kept": "active",
+    }
+    assert len(server.requests("/flaky")) == 3, "5xx retried (1 + 1 retry) on the recrawl"
+    assert len(server.requests("/removed")) == 2, "404 is permanent: not retried"
+    hits = search_index.search(
+        index_dir(settings_for(tmp_path, server, ["http://x/"])), "zebrafish", limit=10
+    )
+    assert {h.url.rsplit("/", 1)[-1] for h in hits.hits} == {"flaky", "kept"}
+
+
+# -- crawl traps -------------------------------------------------------------------------------
+def loop_dirs(hit: Hit, reply: Reply) -> None:
+    """Every folder links to two relative sub-folders: /t/a/b/a/b/... never ends."""
+    reply.send(200, html('<a href="a/">a</a> <a href="b/">b</a>'))
+
+
+def test_repeated_path_segments_are_a_bounded_trap(tmp_path):
+    with FaultServer({"/": links_page("/t/"), "/t/*": loop_dirs}) as server:
+        report = crawl(tmp_path, server)
+    paths = [h.path for h in server.requests() if h.path.startswith("/t/")]
+    assert paths, "the trap was entered"
+    for path in paths:
+        segments = [s for s in path.split("/") if s]
+        assert max(segments.count(s) for s in set(segments)) <= 2, path
+    assert report.links_dropped["repeated_segments"] > 0
+    assert len(paths) == 1 + 2 + 4 + 6 + 6  # /t/, then every path with no segment thrice
+
+
+def next_page(hit: Hit, reply: Reply) -> None:
+    """An endless listing: every page links to the next one (a calendar that never ends)."""
+    number = int(hit.path.rstrip("/").rsplit("/", 1)[1])
+    reply.send(200, html(f'<a href="/feed/page/{number + 1}/">older</a>'))
+
+
+def test_endless_pagination_stops_at_max_listing_pages(tmp_path):
+    with FaultServer({"/": links_page("/feed/page/1/"), "/feed/page/*": next_page}) as server:
+        report = crawl(tmp_path, server, max_listing_pages=5)
+    numbers = [int(h.path.split("/")[3]) for h in server.requests() if h.path.startswith("/feed")]
+    assert numbers == [1, 2, 3, 4, 5]
+    assert report.links_dropped == {"listing_pages": 1}
+
+
+def more_variants(hit: Hit, reply: Reply) -> None:
+    """Each answer links to two new query strings of the same path (filters, sort orders)."""
+    n = int(hit.path.split("=")[-1]) if "=" in hit.path else 0
+    reply.send(
+        200, html(f'<a href="/items?f={2 * n + 1}">x</a> <a href="/items?f={2 * n + 2}">y</a>')
+    )
+
+
+def test_endless_query_variants_are_capped_per_path(tmp_path):
+    with FaultServer({"/": links_page("/items"), "/items": more_variants}) as server:
+        report = crawl(tmp_path, server, max_query_variants=6)
+    queries = [h.path for h in server.requests("/items") if "?" in h.path]
+    assert len(queries) == len(set(queries)) == 6
+    assert report.links_dropped["query_variants"] > 0
+
+
+def test_session_ids_in_query_and_path_do_not_make_new_pages(tmp_path):
+    routes = {
+        "/": links_page(
+            "/p/1;jsessionid=A1B2C3",
+            "/p/1?PHPSESSID=deadbeef",
+            "/p/1?sid=42",
+            "/p/1;JSESSIONID=Z9?sessionid=7",
+            "/p/1",
+        ),
+        "/p/*": links_page("/p/1;jsessionid=NEW"),
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+    assert [h.path for h in server.requests() if h.path.startswith("/p/")] == ["/p/1"]
+    assert report.pages_fetched == 2
+
+
+def test_max_pages_per_site_pauses_the_pass_and_the_next_run_continues(tmp_path):
+    with FaultServer({"/": links_page(*[f"/p/{i}" for i in range(6)]), "/p/*": ok}) as server:
+        first = crawl(tmp_path, server, max_pages_per_site=3)
+        assert len(server.requests()) == 4  # robots.txt, /, two pages
+        second = crawl(tmp_path, server, max_pages_per_site=3)
+        third = crawl(tmp_path, server, max_pages_per_site=3)
+    assert (first.status, first.pages_fetched, first.capped) == ("paused", 3, {"faulty": 4})
+    assert (second.status, second.pages_fetched, second.capped) == ("paused", 3, {"faulty": 1})
+    assert (third.status, third.pages_fetched, third.capped) == ("finished", 1, {})
+    fetched = [h.path for h in server.requests() if h.path != "/robots.txt"]
+    assert sorted(fetched) == sorted(["/", *[f"/p/{i}" for i in range(6)]]), "each page once"
+
+
+# -- sitemaps ----------------------------------------------------------------------------------
+def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path):
+    lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
+
+    def urlset(hit: Hit, reply: Reply) -> None:
+        urls = "".join(
+            f"<url><loc>{server.url(p)}</loc><lastmod>{m}</lastmod></url>"
+            for p, m in lastmod.items()
+        )
+        body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+        reply.send(200, gzip.compress(body.encode()), content_type="application/x-gzip")
+
+    index = (
+        '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<sitemap><loc>{}</loc></sitemap><sitemap><loc>http://elsewhere.example/x.xml</loc>"
+        "</sitemap></sitemapindex>"
+    )
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, f"Sitemap: {server.url('/index.xml')}\n".encode(), content_type="text/plain"
+        ),
+        "/index.xml": lambda hit, reply: reply.send(
+            200, index.format(server.url("/pages.xml.gz")).encode(), content_type="text/xml"
+        ),
+        "/pages.xml.gz": urlset,
+        "/": links_page(),
+        "/s/*": post,  # only article pages are ever skipped on a sitemap's word
+    }
+    with FaultServer(routes) as server:
+        first = crawl(tmp_path, server)
+        assert sorted(h.path for h in server.requests() if h.path.startswith("/s/")) == [
+            "/s/new",
+            "/s/old",
+        ]
+        lastmod["/s/new"] = "2999-01-01T00:00:00+00:00"  # changed since our fetch
+        server.hits.clear()
+        second = crawl(tmp_path, server)
+    assert first.pages_fetched == 3
+    assert second.skipped == {"sitemap_unchanged": 1}
+    assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/new"]
+    assert "elsewhere" not in str([h.path for h in server.requests()])

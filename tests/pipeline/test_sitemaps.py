@@ -1,0 +1,42 @@
+"""Sitemap parsing: namespaces, gzip, lastmod, and hostile XML refused safely."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+
+from pipeline.sitemaps import SitemapEntry, parse_sitemap
+
+URLSET = (
+    b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    b"<url><loc>http://a.test/1</loc><lastmod>2025-11-01</lastmod></url>"
+    b"<url><loc> http://a.test/2 </loc><lastmod>2025-11-02T10:00:00+01:00</lastmod></url>"
+    b"<url><loc>http://a.test/3</loc><lastmod>not a date</lastmod></url><url></url></urlset>"
+)
+
+
+def test_urlset_entries_with_lastmod_in_utc():
+    sitemap = parse_sitemap(URLSET, max_bytes=10_000)
+    assert not sitemap.is_index
+    assert sitemap.entries == (
+        SitemapEntry("http://a.test/1", datetime(2025, 11, 1, tzinfo=UTC)),
+        SitemapEntry("http://a.test/2", datetime(2025, 11, 2, 9, tzinfo=UTC)),
+        SitemapEntry("http://a.test/3", None),
+    )
+
+
+def test_gzipped_sitemap_is_read_and_capped_after_decompression():
+    assert parse_sitemap(gzip.compress(URLSET), max_bytes=10_000).entries
+    bomb = gzip.compress(URLSET[:-9] + b" " * 5_000_000 + b"</urlset>")
+    assert parse_sitemap(bomb, max_bytes=100_000).entries == ()
+
+
+def test_entity_expansion_and_garbage_are_refused_not_expanded():
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        b"<urlset><url><loc>&b;</loc></url></urlset>"
+    )
+    assert parse_sitemap(laughs, max_bytes=10_000).entries == ()
+    assert parse_sitemap(b"<html>not xml", max_bytes=10_000).entries == ()
+    assert parse_sitemap(b"<rss><item/></rss>", max_bytes=10_000).entries == ()
