@@ -1,6 +1,6 @@
 """Drift alarms: notice when a site's redesign silently breaks extraction.
 
-After every run, the share of the articles seen in that run that have a ``title``,
+After every run, the share of the article pages extracted in that run that state a ``title``,
 ``published_at``, ``comment_count`` and ``summary`` is stored per site (``coverage`` table). A
 share that falls more than ``drift.max_drop`` below the median of the previous ``drift.window``
 runs is a warning: in the run report, in ``crawldex status``, and a non-zero
