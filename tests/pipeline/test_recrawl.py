@@ -6,6 +6,7 @@ What was fetched is read from the demo server's request log.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,8 +69,6 @@ def listing_paths(site: DemoSite) -> set[str]:
 
 
 def records(settings: Settings, tmp_path: Path) -> dict[str, dict]:
-    import json
-
     out = tmp_path / "records.jsonl"
     export_records(settings, out)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -82,7 +81,7 @@ def test_steady_state_of_an_unchanged_site_fetches_only_the_first_listing_page_p
     clock = Clock()
     with DemoServer(demo_site) as server:
         settings = policy_settings(tmp_path / "data", server)
-        first, first_paths = crawl(settings, server, clock)
+        _first, first_paths = crawl(settings, server, clock)
         clock.advance(minutes=10)
         steady, paths = crawl(settings, server, clock)
     articles = {a.path for a in demo_site.articles}
@@ -234,9 +233,22 @@ def test_next_interval_doubles_while_unchanged_within_bounds_and_resets_on_chang
 
 def test_due_and_full_walk_rules():
     now = datetime(2025, 11, 20, tzinfo=UTC)
-    assert is_due(None, now) and is_due(now, now)
+    assert is_due(None, now)
+    assert is_due(now, now)
     assert not is_due(now + timedelta(seconds=1), now)
     assert full_walk_due(None, now, 7 * 86400)
     assert not full_walk_due(now - timedelta(days=6), now, 7 * 86400)
     assert full_walk_due(now - timedelta(days=7), now, 7 * 86400)
     assert full_walk_due(now, now, 0)  # "0s": every walk is full
+
+
+def test_a_schema_2_store_is_upgraded_in_place(tmp_path):
+    with Store(tmp_path) as store:
+        with store.transaction():
+            store.recrawl.begin_full_walk("http://site.test/topics/a/", "s", 1, datetime.now(UTC))
+        store._conn.execute("DROP TABLE refetch_schedule")  # as a schema-2 store had it
+        store._conn.execute("PRAGMA user_version=2")
+    with Store(tmp_path) as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.recrawl.refetch_entry("http://site.test/a/") is None
+        assert store.recrawl.listing_walk("http://site.test/topics/a/") is not None
