@@ -32,6 +32,7 @@ __all__ = [
     "Settings",
     "SiteConfig",
     "StorageSettings",
+    "duration_seconds",
     "load_settings",
 ]
 
@@ -63,6 +64,18 @@ DEFAULT_STRIP_PARAMS = (
     "cftoken",
 )
 DEFAULT_USER_AGENT = "crawldex/0.1 (+https://github.com/crawldex/crawldex; polite content indexer)"
+
+
+_EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a duration such as ``30m``, ``6h`` or ``7d`` (validated settings only)."""
+    match = _EVERY.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration like '30m', '6h' or '7d'")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class _Section(BaseModel):
@@ -157,6 +170,38 @@ class CrawlSettings(_Section):
         default_factory=lambda: list(DEFAULT_STRIP_PARAMS),
         description="Query parameters removed from every URL (globs: tracking ids like utm_*).",
     )
+    # Recrawl policy (pipeline/recrawl.py) -----------------------------------------------------
+    full_walk_every: str = Field(
+        "7d",
+        description="How often every page of a topic listing is walked again; in between a walk "
+        "stops at the first listing page with nothing new or changed ('0s': always walk all).",
+    )
+    refetch_min: str = Field(
+        "1h",
+        description="Shortest wait before an article page is fetched again; its interval "
+        "starts here and drops back here after the page changed ('0s': always refetch).",
+    )
+    refetch_max: str = Field(
+        "30d",
+        description="Longest wait before an article page is fetched again; the interval "
+        "doubles up to this while the page stays unchanged.",
+    )
+
+    @field_validator("full_walk_every", "refetch_min", "refetch_max")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        if not _EVERY.match(value):
+            raise ValueError("use a number and a unit s, m, h or d, like '1h' or '7d'")
+        return value
+
+    @model_validator(mode="after")
+    def _refetch_bounds_ordered(self) -> CrawlSettings:
+        if duration_seconds(self.refetch_min) > duration_seconds(self.refetch_max):
+            raise ValueError(
+                f"crawl.refetch_min ({self.refetch_min}) is longer than "
+                f"crawl.refetch_max ({self.refetch_max})"
+            )
+        return self
 
 
 class IndexSettings(_Section):
@@ -182,10 +227,6 @@ class ExportSettings(_Section):
         min_length=1,
         description="Formats of the change feed's files (jsonl, csv, parquet).",
     )
-
-
-_EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ScheduleJob(_Section):

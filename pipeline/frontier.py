@@ -237,8 +237,8 @@ class Frontier:
         """Sitemap URLs in scope as depth-1 targets, newest ``lastmod`` first, split into
         (to fetch, unchanged since we last fetched them).
 
-        Only article pages are ever "unchanged": listings are where new posts and fresh comment
-        counts show up, and a conditional GET makes an unchanged one cheap anyway.
+        Listings are never "unchanged": they are where new posts and fresh comment counts show
+        up, and a conditional GET makes an unchanged one cheap anyway.
         """
         found: dict[str, Target] = {}
         lastmods: dict[str, datetime | None] = {}
@@ -255,9 +255,10 @@ class Frontier:
         unchanged: list[Target] = []
         for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
             fetched, lastmod = self.queue.fetched_at(target.url), lastmods.get(target.url)
-            unseen = fetched is None or lastmod is None or lastmod > fetched
-            is_article = self.queue.page_kind(target.url) == "article"
-            (fresh if unseen or not is_article else unchanged).append(target)
+            # no lastmod says nothing: a page we have is left to the recrawl schedule
+            unseen = fetched is None or (lastmod is not None and lastmod > fetched)
+            is_listing = self.queue.page_kind(target.url) == "listing"
+            (fresh if unseen or is_listing else unchanged).append(target)
         return fresh, unchanged
 
     def trap_reason(self, url: str) -> str | None:

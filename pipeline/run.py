@@ -31,6 +31,7 @@ from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
     ArticlePage,
     ArticleRecord,
+    CardRecord,
     Extracted,
     Fetched,
     ListingPage,
@@ -40,6 +41,7 @@ from pipeline.models import (
 from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.postrun import finish_outputs
+from pipeline.recrawl import ListingPlan, Recrawl
 from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
 from pipeline.store import DirectoryLock, Store
 from pipeline.sync import SyncReport, sync_index
@@ -114,6 +116,7 @@ def run_once(
     sites: Sequence[str] | None = None,
     progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunReport:
     """Crawl, store and index once.
 
@@ -123,6 +126,7 @@ def run_once(
         progress: called after each page, from the crawling thread.
         stop: set it (e.g. from a signal handler) to stop taking new URLs; in-flight pages finish,
             the pass is left unfinished and the next run resumes it.
+        clock: the recrawl policy's "now" (default: the wall clock); tests move it forward.
 
     Returns:
         The run's report (also stored).
@@ -139,6 +143,9 @@ def run_once(
         seq_before = store.max_seq()
         started = time.monotonic()
         crawler = _Crawler(settings, chosen, store, report, progress, stop or threading.Event())
+        crawler.recrawl = Recrawl(
+            settings.crawl, store.recrawl, canonical=crawler.frontier.canonical, clock=clock or _now
+        )
         try:
             asyncio.run(crawler.crawl())
         finally:
@@ -202,6 +209,7 @@ class _Crawler:
         self.skipped: Counter[str] = Counter()
         self.done = 0
         self.delays_checked: set[str] = set()
+        self.recrawl: Recrawl  # set by run_once (recrawl policy: watermark, refetch intervals)
 
     async def crawl(self) -> None:
         with self.store.transaction():
@@ -220,6 +228,7 @@ class _Crawler:
             budget_left = await self._dispatch()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(_now())
+            self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
         self._fill_report(budget_left)
 
     async def _fetch_robots(self, url: str) -> Any:
@@ -227,11 +236,18 @@ class _Crawler:
         return await fetch_robots(self.client, url, settings=self.crawl_settings)
 
     async def _seed_from_sitemaps(self, site: SiteConfig) -> None:
-        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy."""
+        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy
+        unless the recrawl schedule says they are due (comments change without a new lastmod)."""
         entries = await self._read_sitemaps(site)
         fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
+        due = [
+            t
+            for t in unchanged
+            if self.store.queue.page_kind(t.url) == "article" and self.recrawl.is_due(t.url)
+        ]
+        unchanged = [t for t in unchanged if t not in due]
         with self.store.transaction():
-            self.frontier.add(fresh)
+            self.frontier.add([*fresh, *due])
             self.frontier.add(unchanged)
             for target in unchanged:
                 self._skip_unchanged(target)
@@ -278,7 +294,10 @@ class _Crawler:
         """Not refetched: the sitemap says it has not changed since we fetched it."""
         if self.store.queue.page_kind(target.url) == "article":
             self.store.records.touch_article(target.url, _now())
-        self.frontier.add(self.store.queue.known_links(target.url))
+        # an unchanged page only leads to what we have never fetched: pages we know are left to
+        # the sitemap, the listings and the recrawl schedule
+        known = self.store.queue.known_links(target.url)
+        self.frontier.add([t for t in known if self.store.queue.fetched_at(t.url) is None])
         self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
         self.skipped["sitemap_unchanged"] += 1
 
@@ -382,8 +401,9 @@ class _Crawler:
         record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
         links = self.frontier.links_from(target, page)
         with self.store.transaction():
-            self._store_record(target, page, record)
-            self.frontier.add(links)
+            plan = self._recrawl_plan(target, page, record, links)
+            self._store_record(target, page, record, keep=plan.keep)
+            self.frontier.add(plan.links)
             self.store.queue.complete(
                 target.url,
                 "done",
@@ -393,20 +413,56 @@ class _Crawler:
                 validators=fetched.validators,
                 links=links,
             )
+            if isinstance(record, ArticleRecord):
+                self.recrawl.article_fetched(target.url, record)
         return "fetched"
+
+    def _recrawl_plan(
+        self,
+        target: Target,
+        page: Extracted,
+        record: ArticleRecord | TopicPageRecord | None,
+        links: list[Target],
+    ) -> ListingPlan:
+        """The recrawl policy's cut of ``links`` (before the page's cards are stored)."""
+        if not isinstance(page, ListingPage) or not isinstance(record, TopicPageRecord):
+            return ListingPlan(self.recrawl.due(links), stopped=False, keep=[])
+        return self.recrawl.plan_listing(
+            target,
+            links,
+            cycle=self.frontier.cycles[target.site],
+            cards=self._cards(target, record),
+            next_url=page.next_url,
+            page_url=record.page_url,
+        )
 
     def _store_not_modified(self, target: Target, fetched: Fetched) -> None:
         self.report.not_modified += 1
         with self.store.transaction():
-            if self.store.queue.page_kind(target.url) == "article":
+            kind = self.store.queue.page_kind(target.url)
+            if kind == "article":
                 self.store.records.touch_article(target.url, fetched.fetched_at)
-            self.frontier.add(self.store.queue.known_links(target.url))
+                self.recrawl.article_not_modified(target.url)
+            known = self.store.queue.known_links(target.url)
+            if kind == "listing":
+                cycle = self.frontier.cycles[target.site]
+                plan = self.recrawl.plan_listing(
+                    target, known, cycle=cycle, cards=None, next_url=None
+                )
+                known = plan.links
+            else:
+                known = self.recrawl.due(known)
+            self.frontier.add(known)
             self.store.queue.complete(
                 target.url, "done", fetched_at=fetched.fetched_at, http_status=304
             )
 
     def _store_record(
-        self, target: Target, page: Extracted, record: ArticleRecord | TopicPageRecord | None
+        self,
+        target: Target,
+        page: Extracted,
+        record: ArticleRecord | TopicPageRecord | None,
+        keep: Sequence[str] = (),
     ) -> None:
         now, run_id = _now(), self.report.run_id
         if isinstance(record, ArticleRecord) and isinstance(page, ArticlePage):
@@ -415,13 +471,17 @@ class _Crawler:
         elif isinstance(record, TopicPageRecord) and isinstance(page, ListingPage):
             if page.archive != "topic":
                 return  # an author/date/search archive: its cards are followed, not topics
-            cards = [replace(card, url=self.frontier.canonical(card.url)) for card in record.cards]
-            cards = [
-                c for c in cards if out_of_scope_reason(c.url, self.sites[target.site]) is None
-            ]
-            self.store.records.save_topic_page(record, [c.url for c in cards], now, run_id)
+            cards = self._cards(target, record)
+            listed = [c.url for c in cards]
+            listed += [u for u in keep if u not in listed]  # a stopped walk's unread tail
+            self.store.records.save_topic_page(record, listed, now, run_id)
             for card in cards:
                 self.store.records.save_card(record.site, record.topic_url, card, now, run_id)
+
+    def _cards(self, target: Target, record: TopicPageRecord) -> list[CardRecord]:
+        """A listing's cards with canonical URLs, in scope."""
+        cards = [replace(card, url=self.frontier.canonical(card.url)) for card in record.cards]
+        return [c for c in cards if out_of_scope_reason(c.url, self.sites[target.site]) is None]
 
     def _fetch_failed(self, target: Target, exc: FetchError) -> None:
         reason = exc.reason
@@ -443,7 +503,7 @@ class _Crawler:
     def _fill_report(self, budget_left: bool) -> None:
         report = self.report
         report.failed = dict(self.failed)
-        report.skipped = dict(self.skipped)
+        report.skipped = dict(self.skipped) | self.recrawl.skipped()
         report.links_dropped = dict(self.frontier.dropped)
         report.requests_by_host = dict(self.requests)
         cap = self.crawl_settings.max_pages_per_site

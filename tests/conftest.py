@@ -62,6 +62,10 @@ def crawl_settings(data_dir: Path, base_url: str, **crawl: object) -> Settings:
         "crawl.concurrency": 8,
         "crawl.per_host_concurrency": 8,
         "crawl.retries": 0,
+        # The recrawl policy is off unless a test turns it on (tests/pipeline/test_recrawl.py):
+        # every walk is a full walk and every article page is always due.
+        "crawl.full_walk_every": "0s",
+        "crawl.refetch_min": "0s",
     }
     overrides.update({f"crawl.{k}": v for k, v in crawl.items()})
     settings = load_settings(None, overrides=overrides)

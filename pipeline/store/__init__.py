@@ -7,7 +7,8 @@ stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one 
 - ``records``: ``RecordTable``, articles and topics with card/page merge and change tracking;
 - run history and the index watermark (the last change ``seq`` the search index has applied);
 - ``history`` (field changes of articles), ``jobs`` (scheduled jobs' last/next runs),
-  ``watches`` (saved searches and their matches), ``coverage`` (field presence per run).
+  ``watches`` (saved searches and their matches), ``coverage`` (field presence per run);
+- ``recrawl``: the recrawl policy's state (article refetch schedule, topic full walks).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.store.jobs import JobTable
 from pipeline.store.lock import DirectoryLock
 from pipeline.store.queue import SqliteFrontierQueue
 from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
+from pipeline.store.recrawl import ListingWalk, RecrawlTable, RefetchEntry
 from pipeline.store.watches import WatchTable
 
 __all__ = [
@@ -38,7 +40,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "Change",
     "DirectoryLock",
+    "ListingWalk",
     "RecordTable",
+    "RecrawlTable",
+    "RefetchEntry",
     "SqliteFrontierQueue",
     "Store",
     "merge_article",
@@ -67,6 +72,8 @@ class Store:
         self.jobs = JobTable(self._conn)
         self.watches = WatchTable(self._conn)
         self.coverage = CoverageTable(self._conn)
+        # Recrawl policy: refetch intervals of article pages, full walks of topic listings.
+        self.recrawl = RecrawlTable(self._conn)
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""

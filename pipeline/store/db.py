@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pipeline.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 3  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+# 3: refetch_schedule, listing_walks (the recrawl policy)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -155,6 +156,24 @@ CREATE TABLE IF NOT EXISTS coverage (
     records    INTEGER NOT NULL,
     with_value INTEGER NOT NULL,
     PRIMARY KEY (run_id, site, field)
+);
+-- Recrawl policy (schema 3) -----------------------------------------------------------------
+-- Per article page: when it is due again and how long it waits (the adaptive interval).
+CREATE TABLE IF NOT EXISTS refetch_schedule (
+    url          TEXT PRIMARY KEY,        -- canonical, as in pages.url
+    interval_s   INTEGER NOT NULL,        -- seconds between fetches, doubled while unchanged
+    due_at       TEXT NOT NULL,           -- not fetched again before this
+    page_hash    TEXT,                    -- hash of the page's fields last time (change check)
+    checked_at   TEXT NOT NULL,
+    changes      INTEGER NOT NULL DEFAULT 0     -- times the page was seen changed
+);
+-- Per topic listing (keyed by its first page): full walks versus watermark walks.
+CREATE TABLE IF NOT EXISTS listing_walks (
+    topic_url         TEXT PRIMARY KEY,
+    site              TEXT NOT NULL,
+    full_walk_cycle   INTEGER,            -- the cycle walking every page, when one is
+    full_walk_started TEXT,
+    last_full_walk_at TEXT                -- start of the last complete full walk
 );
 """
 

@@ -3,8 +3,10 @@
 An article is known from two sources: the cards of the topic pages that list it and its own page.
 Both are kept (``card`` and ``page`` columns) and merged into the record on every write: the article
 page wins where both have a value, except ``summary``, where the card's excerpt (the site's own
-summary) wins over the page's meta description. A write that changes nothing in the merged record
-only moves ``last_seen_at``; a real change gets a row in ``changes`` and a new ``seq``.
+summary) wins over the page's meta description, and ``comment_count``, where the newer observation
+wins (a card read after the page's last fetch; the card keeps its ``observed_at``). A write that
+changes nothing in the merged record only moves ``last_seen_at``; a real change gets a row in
+``changes`` and a new ``seq``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ ARTICLE_FIELDS = (
     "language",
     "word_count",
 )
-_CARD_FIELDS = ("title", "published_at", "comment_count", "summary")
+CARD_FIELDS = ("title", "published_at", "comment_count", "summary")
+# Card JSON key of when the card was read: a newer card beats the page for comment_count.
+_OBSERVED_AT = "observed_at"
 
 
 def record_id(url: str) -> str:
@@ -98,7 +102,8 @@ class RecordTable:
             # sorted, not in discovery order: concurrent crawls meet topics in any order, and the
             # record (and its content hash) must not depend on it
             listed_in = sorted([*listed_in, topic_url])
-        card_fields = {f: getattr(card, f) for f in _CARD_FIELDS}
+        card_fields: dict[str, Any] = {f: getattr(card, f) for f in CARD_FIELDS}
+        card_fields[_OBSERVED_AT] = now.isoformat()
         fetched_at = (
             datetime.fromisoformat(row["fetched_at"]) if row and row["fetched_at"] else None
         )
@@ -133,7 +138,9 @@ class RecordTable:
         now: datetime,
         run_id: int | None,
     ) -> Change:
-        merged = merge_article(page, card, self._topic_names(listed_in))
+        merged = merge_article(
+            page, card, self._topic_names(listed_in), card_newer=_card_newer(card, fetched_at)
+        )
         content_hash = _hash({**merged, "listed_in": listed_in})
         rid = record_id(url)
         fetched = fetched_at.isoformat() if fetched_at else None
@@ -372,16 +379,34 @@ class RecordTable:
         return out
 
 
+def _card_newer(card: Mapping[str, Any] | None, page_fetched_at: datetime | None) -> bool:
+    """The card was read after the article page was last fetched (200)."""
+    observed = (card or {}).get(_OBSERVED_AT)
+    if not observed or page_fetched_at is None:
+        return False
+    return datetime.fromisoformat(observed) > page_fetched_at
+
+
 def merge_article(
-    page: Mapping[str, Any] | None, card: Mapping[str, Any] | None, listed_names: Sequence[str]
+    page: Mapping[str, Any] | None,
+    card: Mapping[str, Any] | None,
+    listed_names: Sequence[str],
+    *,
+    card_newer: bool = False,
 ) -> dict[str, Any]:
-    """One article record from its page fields and its newest card (see module docstring)."""
+    """One article record from its page fields and its newest card (see module docstring).
+
+    ``card_newer``: the card was read after the page, so its ``comment_count`` (the one field
+    that moves without the page being republished) wins; the recrawl policy refetches article
+    pages rarely and keeps comment counts current from the listings.
+    """
     page = page or {}
     card = card or {}
     merged: dict[str, Any] = {}
     for name in ARTICLE_FIELDS:
         page_value, card_value = page.get(name), card.get(name)
-        first, second = (card_value, page_value) if name == "summary" else (page_value, card_value)
+        card_first = name == "summary" or (name == "comment_count" and card_newer)
+        first, second = (card_value, page_value) if card_first else (page_value, card_value)
         merged[name] = first if first not in (None, "", []) else second
     if not merged["topics"]:
         merged["topics"] = list(dict.fromkeys(listed_names))

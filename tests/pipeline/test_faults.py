@@ -39,6 +39,10 @@ def settings_for(
         "crawl.per_host_concurrency": 4,
         "crawl.timeout": 2,
         "crawl.deadline": 5,
+        # every run re-reads every page: these tests are about what servers do, not the
+        # recrawl policy (tests/pipeline/test_recrawl.py)
+        "crawl.full_walk_every": "0s",
+        "crawl.refetch_min": "0s",
     }
     overrides.update({f"crawl.{k}": v for k, v in crawl.items()})
     settings = load_settings(None, overrides=overrides)
@@ -541,14 +545,14 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
         "/s/*": post,  # only article pages are ever skipped on a sitemap's word
     }
     with FaultServer(routes) as server:
-        first = crawl(tmp_path, server)
+        first = crawl(tmp_path, server, refetch_min="1h")
         assert sorted(h.path for h in server.requests() if h.path.startswith("/s/")) == [
             "/s/new",
             "/s/old",
         ]
         lastmod["/s/new"] = "2999-01-01T00:00:00+00:00"  # changed since our fetch
         server.hits.clear()
-        second = crawl(tmp_path, server)
+        second = crawl(tmp_path, server, refetch_min="1h")
     assert first.pages_fetched == 3
     assert second.skipped == {"sitemap_unchanged": 1}
     assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/new"]

@@ -1,0 +1,237 @@
+"""Recrawl policy: what a steady-state run of a known site may leave out.
+
+Two decisions, both taken with an injected clock (tests move time instead of sleeping):
+
+- **Listing watermark.** Topic listings are walked newest-first. In a watermark walk, a listing
+  page that holds only articles already stored, with card data as stored (a 304 page by
+  definition), is where the walk stops: its pagination is not queued. A page that shows something
+  new or changed queues only its *next* page. Every ``crawl.full_walk_every`` a cycle walks every
+  page of the topic again (all pagination links followed); the time is kept per topic.
+- **Adaptive refetch** (Nutch's AdaptiveFetchSchedule, simplified). Each article page has an
+  interval: ``crawl.refetch_min`` after its first fetch or any change, doubled after each fetch
+  that found it unchanged (304 or the same fields), at most ``crawl.refetch_max``. A link to an
+  article page that is not due is not queued (``RunReport.skipped["not_due"]``); what the listing
+  cards say about it (comment counts) still updates its record.
+
+``Recrawl`` applies both to the links the run is about to queue; the state lives in the store's
+``RecrawlTable``. The pure rules are the module functions ``next_interval``, ``is_due`` and
+``full_walk_due``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.config import CrawlSettings, duration_seconds
+from pipeline.models import ArticleRecord, CardRecord, Target
+from pipeline.store import RecrawlTable
+
+__all__ = ["ListingPlan", "Recrawl", "full_walk_due", "is_due", "next_interval", "page_hash"]
+
+logger = logging.getLogger(__name__)
+
+_PAGE_FIELDS = (
+    "title",
+    "published_at",
+    "updated_at",
+    "author",
+    "comment_count",
+    "summary",
+    "text",
+    "topics",
+    "language",
+)
+
+
+def next_interval(previous: int | None, *, changed: bool, minimum: int, maximum: int) -> int:
+    """Seconds until an article page is due again after a fetch.
+
+    Args:
+        previous: the interval before this fetch (None for a first fetch).
+        changed: the fetch found the page changed.
+        minimum / maximum: the configured bounds (``crawl.refetch_min`` / ``refetch_max``).
+
+    Returns:
+        ``minimum`` after a first fetch or a change, else the previous interval doubled, within
+        the bounds.
+    """
+    if previous is None or changed:
+        return minimum
+    return max(minimum, min(maximum, previous * 2))
+
+
+def is_due(due_at: datetime | None, now: datetime) -> bool:
+    """An article page with this due time may be fetched at ``now`` (never fetched: due)."""
+    return due_at is None or due_at <= now
+
+
+def full_walk_due(last_full_walk: datetime | None, now: datetime, every_seconds: int) -> bool:
+    """A topic whose last complete full walk started at ``last_full_walk`` needs one now."""
+    if every_seconds == 0 or last_full_walk is None:
+        return True
+    return now - last_full_walk >= timedelta(seconds=every_seconds)
+
+
+def page_hash(record: ArticleRecord) -> str:
+    """A hash of what an article page says (its content fields), to tell a change."""
+    content = {f: getattr(record, f) for f in _PAGE_FIELDS}
+    blob = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPlan:
+    """What to do after one listing page.
+
+    Attributes:
+        links: the links to queue (pagination trimmed, articles not due left out).
+        stopped: the walk stops at this page.
+        keep: article URLs the page's stored row listed that it no longer shows; a stopped walk
+            keeps them on this page (they moved to pages it does not read).
+    """
+
+    links: list[Target]
+    stopped: bool
+    keep: list[str]
+
+
+class Recrawl:
+    """The recrawl policy of one run.
+
+    Args:
+        settings: ``crawl.full_walk_every``, ``crawl.refetch_min`` and ``crawl.refetch_max``.
+        table: the store's recrawl state.
+        canonical: the frontier's URL canonicalizer (to match a page's ``next`` link).
+        clock: returns the current aware time.
+    """
+
+    def __init__(
+        self,
+        settings: CrawlSettings,
+        table: RecrawlTable,
+        *,
+        canonical: Callable[[str], str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.table = table
+        self.canonical = canonical
+        self.clock = clock
+        self.full_walk_every = duration_seconds(settings.full_walk_every)
+        self.refetch_min = duration_seconds(settings.refetch_min)
+        self.refetch_max = duration_seconds(settings.refetch_max)
+        self.not_due: set[str] = set()
+        self.stopped_walks = 0
+        self.started = clock()
+
+    # -- listings ----------------------------------------------------------------------------
+    def plan_listing(
+        self,
+        target: Target,
+        links: Sequence[Target],
+        *,
+        cycle: int,
+        cards: Sequence[CardRecord] | None,
+        next_url: str | None,
+        page_url: str | None = None,
+    ) -> ListingPlan:
+        """Which of a listing page's links to queue (call before its cards are stored).
+
+        Args:
+            target: the listing page.
+            links: every link followed from it (pagination targets carry a ``topic_url``).
+            cycle: the site's current cycle (a full walk lasts the whole cycle).
+            cards: its cards, canonical and in scope; None for a 304 (unchanged by definition).
+            next_url: its ``next`` link, if any.
+            page_url: the URL its cards are stored under (default: the target's).
+        """
+        topic_url = target.topic_url or target.url
+        if self._full_walk(topic_url, target.site, cycle):
+            return ListingPlan(self.due(links), stopped=False, keep=[])
+        unchanged = cards is None or self.table.cards_known_and_unchanged(topic_url, list(cards))
+        pagination = {t.url for t in links if t.topic_url is not None}
+        follow = set() if unchanged or not next_url else {self._canonical(next_url)}
+        kept = [t for t in links if t.url not in pagination or t.url in follow]
+        keep: list[str] = []
+        if cards is None:  # a 304: its articles are still listed
+            self.table.touch_articles(self.table.page_article_urls(target.url), self.clock())
+        elif unchanged:
+            shown = {c.url for c in cards}
+            stored = self.table.page_article_urls(page_url or target.url)
+            keep = [u for u in stored if u not in shown]
+        if unchanged:
+            self.stopped_walks += 1
+        return ListingPlan(self.due(kept), stopped=unchanged, keep=keep)
+
+    def _full_walk(self, topic_url: str, site: str, cycle: int) -> bool:
+        walk = self.table.listing_walk(topic_url)
+        if walk is not None and walk.full_walk_cycle == cycle:
+            return True
+        last = walk.last_full_walk_at if walk is not None else None
+        if not full_walk_due(last, self.clock(), self.full_walk_every):
+            return False
+        self.table.begin_full_walk(topic_url, site, cycle, self.clock())
+        logger.info("full walk of %s in cycle %s", topic_url, cycle)
+        return True
+
+    def cycles_finished(self, cycles: Mapping[str, int], sites: Iterable[str]) -> None:
+        """The cycles of ``sites`` ended: their full walks are complete."""
+        for site in sites:
+            self.table.finish_full_walks(site, cycles[site])
+
+    def _canonical(self, url: str) -> str:
+        try:
+            return self.canonical(url)
+        except ValueError:
+            return url
+
+    # -- article pages -----------------------------------------------------------------------
+    def due(self, links: Iterable[Target]) -> list[Target]:
+        """``links`` without the article pages that are not due yet (counted as ``not_due``)."""
+        kept = []
+        for target in links:
+            entry = self.table.refetch_entry(target.url)
+            if entry is None or is_due(entry.due_at, self.clock()):
+                kept.append(target)
+            elif entry.checked_at < self.started:  # not one this run fetched already
+                self.not_due.add(target.url)
+        return kept
+
+    def is_due(self, url: str) -> bool:
+        """Whether the page at ``url`` is due for a refetch (never fetched: yes); not counted."""
+        entry = self.table.refetch_entry(url)
+        return entry is None or is_due(entry.due_at, self.clock())
+
+    def article_fetched(self, url: str, record: ArticleRecord) -> None:
+        """An article page was fetched (200): schedule its next fetch."""
+        entry = self.table.refetch_entry(url)
+        digest = page_hash(record)
+        changed = entry is not None and entry.page_hash not in (None, digest)
+        self._schedule(url, None if entry is None else entry.interval_s, changed, digest)
+
+    def article_not_modified(self, url: str) -> None:
+        """An article page answered 304: it is unchanged, so it waits longer."""
+        entry = self.table.refetch_entry(url)
+        self._schedule(url, None if entry is None else entry.interval_s, False, None)
+
+    def _schedule(self, url: str, previous: int | None, changed: bool, digest: str | None) -> None:
+        now = self.clock()
+        interval = next_interval(
+            previous, changed=changed, minimum=self.refetch_min, maximum=self.refetch_max
+        )
+        self.table.set_refetch(
+            url,
+            interval_s=interval,
+            due_at=now + timedelta(seconds=interval),
+            page_hash=digest,
+            checked_at=now,
+            changed=changed,
+        )
+
+    def skipped(self) -> dict[str, int]:
+        """Pages left out this run, by reason (for ``RunReport.skipped``)."""
+        return {"not_due": len(self.not_due)} if self.not_due else {}

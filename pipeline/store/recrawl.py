@@ -1,0 +1,153 @@
+"""Store: the recrawl policy's state (``refetch_schedule`` and ``listing_walks`` tables).
+
+The decisions live in ``pipeline.recrawl``; this module only reads and writes what they need:
+each article page's adaptive refetch interval and due time, each topic listing's full-walk state,
+and whether a listing card says anything the store does not know yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline.models import CardRecord
+from pipeline.store.records import CARD_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class RefetchEntry:
+    """One article page's refetch schedule."""
+
+    url: str
+    interval_s: int
+    due_at: datetime
+    page_hash: str | None
+    checked_at: datetime
+    changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListingWalk:
+    """One topic listing's walk state."""
+
+    topic_url: str
+    full_walk_cycle: int | None
+    full_walk_started: datetime | None
+    last_full_walk_at: datetime | None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class RecrawlTable:
+    """Reads and writes the recrawl policy's tables on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    # -- article pages -----------------------------------------------------------------------
+    def refetch_entry(self, url: str) -> RefetchEntry | None:
+        """The schedule of the article page at ``url``, or None before its first fetch."""
+        row = self._conn.execute("SELECT * FROM refetch_schedule WHERE url = ?", (url,)).fetchone()
+        if row is None:
+            return None
+        return RefetchEntry(
+            url=row["url"],
+            interval_s=int(row["interval_s"]),
+            due_at=datetime.fromisoformat(row["due_at"]),
+            page_hash=row["page_hash"],
+            checked_at=datetime.fromisoformat(row["checked_at"]),
+            changes=int(row["changes"]),
+        )
+
+    def set_refetch(
+        self,
+        url: str,
+        *,
+        interval_s: int,
+        due_at: datetime,
+        page_hash: str | None,
+        checked_at: datetime,
+        changed: bool,
+    ) -> None:
+        """Store the page's next due time (``page_hash`` None keeps the stored one)."""
+        self._conn.execute(
+            """INSERT INTO refetch_schedule (url, interval_s, due_at, page_hash, checked_at,
+                                             changes)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (url) DO UPDATE SET interval_s = excluded.interval_s,
+                   due_at = excluded.due_at,
+                   page_hash = COALESCE(excluded.page_hash, refetch_schedule.page_hash),
+                   checked_at = excluded.checked_at,
+                   changes = refetch_schedule.changes + excluded.changes""",
+            (url, interval_s, due_at.isoformat(), page_hash, checked_at.isoformat(), int(changed)),
+        )
+
+    # -- listings ----------------------------------------------------------------------------
+    def listing_walk(self, topic_url: str) -> ListingWalk | None:
+        """The walk state of the topic whose first page is ``topic_url``."""
+        row = self._conn.execute(
+            "SELECT * FROM listing_walks WHERE topic_url = ?", (topic_url,)
+        ).fetchone()
+        if row is None:
+            return None
+        return ListingWalk(
+            topic_url=row["topic_url"],
+            full_walk_cycle=row["full_walk_cycle"],
+            full_walk_started=_time(row["full_walk_started"]),
+            last_full_walk_at=_time(row["last_full_walk_at"]),
+        )
+
+    def begin_full_walk(self, topic_url: str, site: str, cycle: int, now: datetime) -> None:
+        """This cycle walks every page of the topic."""
+        self._conn.execute(
+            """INSERT INTO listing_walks (topic_url, site, full_walk_cycle, full_walk_started)
+               VALUES (?, ?, ?, ?)
+               ON CONFLICT (topic_url) DO UPDATE SET full_walk_cycle = excluded.full_walk_cycle,
+                   full_walk_started = excluded.full_walk_started""",
+            (topic_url, site, cycle, now.isoformat()),
+        )
+
+    def finish_full_walks(self, site: str, cycle: int) -> int:
+        """The cycle ended: its full walks are complete as of the time they started."""
+        cur = self._conn.execute(
+            """UPDATE listing_walks SET last_full_walk_at = full_walk_started,
+                   full_walk_cycle = NULL
+               WHERE site = ? AND full_walk_cycle = ?""",
+            (site, cycle),
+        )
+        return cur.rowcount
+
+    def cards_known_and_unchanged(self, topic_url: str, cards: list[CardRecord]) -> bool:
+        """Every card's article is stored (active), listed in this topic, with the same card."""
+        for card in cards:
+            row = self._conn.execute(
+                "SELECT card, status, listed_in FROM articles WHERE url = ?", (card.url,)
+            ).fetchone()
+            if row is None or row["status"] != "active" or row["card"] is None:
+                return False
+            if topic_url not in json.loads(row["listed_in"]):
+                return False  # new to this topic (maybe stored from another one this run)
+            stored: dict[str, Any] = json.loads(row["card"])
+            seen = json.loads(json.dumps({f: getattr(card, f) for f in CARD_FIELDS}))
+            if any(stored.get(f) != seen[f] for f in CARD_FIELDS):
+                return False
+        return True
+
+    def page_article_urls(self, page_url: str) -> list[str]:
+        """The article URLs stored for one listing page (empty when never stored)."""
+        row = self._conn.execute(
+            "SELECT article_urls FROM topic_pages WHERE page_url = ?", (page_url,)
+        ).fetchone()
+        return [] if row is None else list(json.loads(row[0]))
+
+    def touch_articles(self, urls: list[str], now: datetime) -> None:
+        """Articles a listing still shows (unchanged): only ``last_seen_at`` moves."""
+        self._conn.executemany(
+            "UPDATE articles SET last_seen_at = ? WHERE url = ? AND status = 'active'",
+            [(now.isoformat(), url) for url in urls],
+        )
