@@ -265,6 +265,7 @@ def apply_changes(
     totals = [0, 0, 0]
     with write_lock(path):
         ix, _ = _open_live(path)
+        remove_old_generations(path)  # what a killed rebuild left behind
         for batch in _batches(upserts, batch_size):
             for i, n in enumerate(_write_batch(ix, path, batch, [])):
                 totals[i] += n

@@ -121,3 +121,16 @@ def test_searches_keep_working_while_rebuilding(tmp_path: Path, articles: list[d
     assert {(total, count) for _, total, count in seen} == {(39, 39), (either, -1)}
     assert len({generation for generation, _, _ in seen}) >= 2  # reads spanned rebuilds
     assert search(path, "*").total == 39
+
+
+def test_a_generation_left_by_a_killed_rebuild_is_cleaned_up(
+    tmp_path: Path, articles: list[dict[str, Any]]
+):
+    path = tmp_path / "index"
+    apply_changes(path, articles[:3])
+    (path / "gen-killed").mkdir()
+    (path / "gen-killed" / "MAIN_abc.seg").write_bytes(b"half a segment")
+    assert doc_count(path) == 3  # never published, never read
+    apply_changes(path, articles[3:5])
+    assert not (path / "gen-killed").exists()
+    assert doc_count(path) == 5
