@@ -1,22 +1,21 @@
 """Index stage, part 1: what an article record becomes in the whoosh index.
 
 Defines the whoosh schema (one document per article), the schema version stamped beside every
-index, the conversion of an export-contract record dict into a whoosh document, and opening an
-existing index with the version check. ``writer.py`` and ``search.py`` build on this; nothing
-outside ``index/`` sees a whoosh object.
+index (and its check), and the conversion of an export-contract record dict into a whoosh
+document. ``layout.py``, ``writer.py`` and ``search.py`` build on this; nothing outside ``index/``
+sees a whoosh object.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from time import sleep
-from typing import Any, TypeVar
+from typing import Any
 
-from whoosh import columns, fields, index
+from whoosh import columns, fields
 from whoosh.analysis import (
     CharsetFilter,
     IDTokenizer,
@@ -31,14 +30,10 @@ from pipeline.errors import SearchIndexError
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 #: Bump when a field, analyzer or boost changes; an index of another version must be rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: content_hash, for checking the index against the store
 #: File written inside the index directory, next to whoosh's own files.
 VERSION_FILE = "crawldex-index.json"
-#: Seconds a reader waits before its one retry (a rebuild's swap takes two renames).
-RETRY_DELAY = 0.05
 #: Fields searched by free text (no ``field:``); ``title`` weighs most through its field boost.
 DEFAULT_FIELDS = ("title", "summary", "text", "topics", "author")
 #: Text fields analyzed with ``ENGLISH``: the only ones where phrases and stemming apply.
@@ -92,6 +87,9 @@ def build_schema() -> Any:
         ),
         first_seen=fields.DATETIME(sortable=columns.NumericColumn("Q", default=_MISSING_LOWEST)),
         status=fields.ID(),
+        # The store's hash of the record's content: ``sync`` compares it with the store to find
+        # documents a crash left stale. A column, so reading all of them is one pass.
+        content_hash=fields.ID(sortable=True),
     )
 
 
@@ -169,6 +167,8 @@ def record_to_document(record: Mapping[str, Any]) -> dict[str, Any]:
     if record.get("comment_count") is not None:
         doc["comments"] = int(record["comment_count"])
     doc["status"] = str(record.get("status") or "active")
+    if record.get("content_hash"):
+        doc["content_hash"] = str(record["content_hash"])
     published = _record_date(record, "published_at")
     if published is not None:
         doc["published"] = published
@@ -211,59 +211,3 @@ def check_version(path: Path) -> None:
             f"the search index in {path} has schema version {shown}, this crawldex "
             f"needs version {SCHEMA_VERSION}; run `crawldex reindex` to rebuild it from the store"
         )
-
-
-def open_existing(path: Path) -> Any | None:
-    """Open the whoosh index in ``path`` after checking its schema version.
-
-    whoosh errors are left to the caller, which knows whether to retry or how to explain them.
-
-    Args:
-        path: the index directory.
-
-    Returns:
-        The whoosh ``FileIndex``, or None when ``path`` holds no index yet (missing or empty).
-
-    Raises:
-        SearchIndexError: the index has another schema version.
-    """
-    if not path.is_dir() or not index.exists_in(str(path)):
-        return None
-    check_version(path)
-    return index.open_dir(str(path))
-
-
-def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:
-    """Run ``read(searcher)`` on the index in ``path``; return ``empty`` when there is none.
-
-    A rebuild swaps index directories with two renames, so a reader can find the directory
-    missing or its files gone; it tries once more after ``RETRY_DELAY`` seconds.
-
-    Args:
-        path: the index directory.
-        read: called with an open whoosh ``Searcher``; its result is returned.
-        empty: the result for an index that does not exist yet.
-
-    Returns:
-        What ``read`` returned, or ``empty``.
-
-    Raises:
-        SearchIndexError: the index has another schema version or cannot be read twice in a row.
-    """
-    for attempt in (0, 1):
-        if attempt:
-            sleep(RETRY_DELAY)
-        try:
-            ix = open_existing(path)
-            if ix is None:
-                continue
-            with ix.searcher() as searcher:
-                return read(searcher)
-        except (OSError, index.IndexError) as exc:
-            if attempt:
-                raise SearchIndexError(
-                    f"cannot read the search index in {path}: {exc}; run the command again, and "
-                    "run `crawldex reindex` if this keeps happening"
-                ) from exc
-            logger.debug("reading %s failed (%s); retrying once", path, exc)
-    return empty

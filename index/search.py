@@ -19,8 +19,9 @@ from whoosh import highlight, sorting
 from whoosh import query as wq
 from whoosh.util.times import long_to_datetime
 
+from index.layout import read_index
 from index.query import parse_query
-from index.schema import date_span, read_index, to_index_datetime
+from index.schema import date_span, to_index_datetime
 
 logger = logging.getLogger(__name__)
 

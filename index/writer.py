@@ -1,19 +1,18 @@
 """Index stage, part 2: keep the whoosh index in step with the record store.
 
 Takes export-contract record dicts (from ``store``/``run``) and upserts, deletes or rebuilds the
-index in a directory; hands back ``IndexStats``. whoosh allows one writer at a time (an OS file
-lock on ``MAIN_WRITELOCK``) and a commit is not crash-safe, so: every batch is one commit,
-``rebuild`` builds a fresh index beside the live one and swaps it in, and a lock held by another
-process becomes a ``SearchIndexError`` that says what to do.
+index at a path; hands back ``IndexStats``. One writer at a time (an OS file lock on
+``crawldex.lock`` in the index path, held for a whole ``apply_changes`` or ``rebuild``); every
+batch is one whoosh commit; ``rebuild`` builds a new generation and publishes it atomically (see
+``index.layout``); a lock held by another process becomes a ``SearchIndexError`` that says what
+to do. What a crash leaves half-done is found and repaired by ``pipeline.sync`` against the store.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +23,18 @@ from typing import Any, TypeVar
 from whoosh import fields, index, writing
 from whoosh.filedb.filestore import FileStorage
 
+from index.layout import (
+    current_generation,
+    new_generation,
+    open_generation,
+    publish,
+    read_index,
+    remove_old_generations,
+)
 from index.schema import (
     SCHEMA_VERSION,
     build_schema,
     is_indexable,
-    open_existing,
-    read_index,
     record_to_document,
     write_version,
 )
@@ -41,8 +46,8 @@ T = TypeVar("T")
 
 #: Records per commit: whoosh commits are slow (segment writes, merges), documents are cheap.
 DEFAULT_BATCH_SIZE = 500
-#: whoosh's write-lock file in an index directory (index name "MAIN" + "_WRITELOCK").
-LOCK_FILE = "MAIN_WRITELOCK"
+#: The writers' lock file in the index path (an OS lock; see ``write_lock``).
+LOCK_FILE = "crawldex.lock"
 #: Errors whoosh raises while writing; translated to SearchIndexError in ``_writing``.
 _WHOOSH_ERRORS: tuple[type[Exception], ...] = (
     index.IndexError,
@@ -95,22 +100,63 @@ def _lock_busy(path: Path) -> SearchIndexError:
     )
 
 
-def _open_for_writing(path: Path) -> tuple[Any, bool]:
-    """Open the index in ``path`` or create it (with its version stamp); return (index, created)."""
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """Hold the writers' lock of the index at ``path`` (created if missing) for the block.
+
+    One lock for the whole index path, not whoosh's per-generation one, so that a writer can
+    never commit into a generation a concurrent rebuild is about to retire.
+
+    Raises:
+        SearchIndexError: another process (or writer) holds it, or it cannot be created.
+    """
     try:
-        ix = open_existing(path)
-        if ix is not None:
-            return ix, False
         path.mkdir(parents=True, exist_ok=True)
-        ix = index.create_in(str(path), build_schema())
-        write_version(path)
+        lock = FileStorage(str(path)).lock(LOCK_FILE)
+        acquired = lock.acquire(blocking=False)
+    except OSError as exc:
+        raise SearchIndexError(f"cannot lock the search index in {path}: {exc}") from exc
+    if not acquired:
+        raise _lock_busy(path)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _create_generation(path: Path) -> tuple[Path, Any]:
+    """Create an empty, unpublished generation in ``path``; return it and its whoosh index."""
+    generation = new_generation(path)
+    try:
+        ix = index.create_in(str(generation), build_schema())
+        write_version(generation)
+    except _WHOOSH_ERRORS as exc:
+        shutil.rmtree(generation, ignore_errors=True)
+        raise SearchIndexError(
+            f"cannot create a search index in {generation}: {exc}; check the directory's "
+            "permissions and free space"
+        ) from exc
+    return generation, ix
+
+
+def _open_live(path: Path) -> tuple[Any, bool]:
+    """Open the live generation of ``path``, creating one if there is none; (index, created).
+
+    Call with the write lock held.
+    """
+    generation = current_generation(path)
+    if generation is None:
+        generation, ix = _create_generation(path)
+        publish(path, generation)
+        logger.info("created search index in %s", path)
+        return ix, True
+    try:
+        return open_generation(generation), False
     except _WHOOSH_ERRORS as exc:
         raise SearchIndexError(
-            f"cannot open or create the search index in {path}: {exc}; check the directory's "
-            "permissions and free space, or run `crawldex reindex`"
+            f"cannot open the search index in {path}: {exc}; run `crawldex reindex` to rebuild "
+            "it from the store"
         ) from exc
-    logger.info("created search index in %s", path)
-    return ix, True
 
 
 @contextmanager
@@ -140,22 +186,24 @@ def _writing(ix: Any, path: Path) -> Iterator[Any]:
 
 
 def open_or_create(path: Path) -> IndexInfo:
-    """Open the index in ``path``, creating an empty one if there is none.
+    """Open the index at ``path``, creating an empty one if there is none.
 
     Args:
-        path: the index directory (created with its parents if missing).
+        path: the index path (created with its parents if missing).
 
     Returns:
         What was found or made.
 
     Raises:
-        SearchIndexError: the index has another schema version, or cannot be created.
+        SearchIndexError: the index has another schema version, cannot be created, or another
+            process is writing it.
     """
-    ix, created = _open_for_writing(path)
-    try:
-        count = ix.doc_count()
-    except _WHOOSH_ERRORS as exc:
-        raise SearchIndexError(f"cannot read the search index in {path}: {exc}") from exc
+    with write_lock(path):
+        ix, created = _open_live(path)
+        try:
+            count = ix.doc_count()
+        except _WHOOSH_ERRORS as exc:
+            raise SearchIndexError(f"cannot read the search index in {path}: {exc}") from exc
     return IndexInfo(path=path, schema_version=SCHEMA_VERSION, doc_count=count, created=created)
 
 
@@ -214,13 +262,15 @@ def apply_changes(
             version, or whoosh failed to write.
     """
     started = time.perf_counter()
-    ix, _ = _open_for_writing(path)
     totals = [0, 0, 0]
-    for batch in _batches(upserts, batch_size):
-        for i, n in enumerate(_write_batch(ix, path, batch, [])):
-            totals[i] += n
-    for id_batch in _batches((str(d) for d in deletes), batch_size):
-        totals[2] += _write_batch(ix, path, [], id_batch)[2]
+    with write_lock(path):
+        ix, _ = _open_live(path)
+        remove_old_generations(path)  # what a killed rebuild left behind
+        for batch in _batches(upserts, batch_size):
+            for i, n in enumerate(_write_batch(ix, path, batch, [])):
+                totals[i] += n
+        for id_batch in _batches((str(d) for d in deletes), batch_size):
+            totals[2] += _write_batch(ix, path, [], id_batch)[2]
     added, updated, deleted = totals
     stats = IndexStats(added, updated, deleted, seconds=time.perf_counter() - started)
     logger.info("index %s: %s", path, stats)
@@ -242,74 +292,50 @@ def indexed_ids(path: Path) -> set[str]:
     Raises:
         SearchIndexError: the index has another schema version or cannot be read.
     """
-
-    def read(searcher: Any) -> set[str]:
-        reader = searcher.reader()
-        column = reader.column_reader("id")
-        return {column[docnum] for docnum in reader.all_doc_ids()}
-
-    return read_index(path, read, set())
+    return set(indexed_hashes(path))
 
 
-@contextmanager
-def _live_lock(path: Path) -> Iterator[None]:
-    """Hold the write lock of the index in ``path`` (if the directory exists) during a rebuild."""
-    if not path.is_dir():
-        yield
-        return
-    lock = FileStorage(str(path)).lock(LOCK_FILE)
-    try:
-        acquired = lock.acquire(blocking=False)
-    except OSError as exc:
-        raise SearchIndexError(f"cannot lock the search index in {path}: {exc}") from exc
-    if not acquired:
-        raise _lock_busy(path)
-    try:
-        yield
-    finally:
-        lock.release()
+def indexed_hashes(path: Path) -> dict[str, str]:
+    """Return ``{record id: content_hash}`` of every document ("" where the record had none).
+
+    Read from two column files in one pass: cheap enough to compare with the store on every sync.
+
+    Raises:
+        SearchIndexError: the index has another schema version or cannot be read.
+    """
+
+    def read(searcher: Any) -> dict[str, str]:
+        found: dict[str, str] = {}
+        # Per segment: whoosh's multi-segment column reader skips segments without the column
+        # (all records without a hash) and then misnumbers documents.
+        for leaf, _offset in searcher.reader().leaf_readers():
+            ids = leaf.column_reader("id")
+            hashes = leaf.column_reader("content_hash")
+            found.update((ids[docnum], hashes[docnum]) for docnum in leaf.all_doc_ids())
+        return found
+
+    return read_index(path, read, {})
 
 
-def _build(fresh: Path, records: Iterable[Mapping[str, Any]], batch_size: int) -> int:
-    """Write all indexable ``records`` into a new index in ``fresh``; return its document count."""
-    try:
-        ix = index.create_in(str(fresh), build_schema())
-        write_version(fresh)
-    except _WHOOSH_ERRORS as exc:
-        raise SearchIndexError(f"cannot create a new search index in {fresh}: {exc}") from exc
+def _build(ix: Any, path: Path, records: Iterable[Mapping[str, Any]], batch_size: int) -> int:
+    """Write all indexable ``records`` into the new index ``ix``; return its document count."""
     for batch in _batches((r for r in records if is_indexable(r)), batch_size):
-        _write_batch(ix, fresh, batch, [])
+        _write_batch(ix, path, batch, [])
     return int(ix.doc_count())
-
-
-def _swap(fresh: Path, path: Path) -> None:
-    """Move ``fresh`` to ``path``: old index renamed away, new renamed in, old deleted."""
-    if not path.exists():
-        fresh.rename(path)
-        return
-    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-    path.rename(old)
-    try:
-        fresh.rename(path)
-    except OSError:
-        old.rename(path)
-        raise
-    # Readers still holding files of the old index keep them open (POSIX); new readers that
-    # find the directory missing between the two renames retry once (``read_index``).
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def rebuild(
     path: Path, records: Iterable[Mapping[str, Any]], *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> IndexStats:
-    """Build a new index from ``records`` beside ``path`` and swap it in atomically.
+    """Build a new generation of the index at ``path`` from ``records`` and publish it atomically.
 
-    Searches keep working during the build (on the old index) and across the swap. The live
-    index's write lock is held throughout, so changes from another process cannot be lost.
-    This is also the remedy for an index of another schema version or a damaged one.
+    Searches keep working during the build (on the live generation) and across the switch
+    (see ``index.layout``). The writers' lock is held throughout, so changes from another
+    process cannot be lost. This is also the remedy for an index of another schema version, a
+    damaged one, and an index directory from before generations (moved into the new layout).
 
     Args:
-        path: the index directory (need not exist).
+        path: the index path (need not exist).
         records: every current export-contract record; gone ones and non-articles are skipped.
         batch_size: records per whoosh commit.
 
@@ -317,20 +343,23 @@ def rebuild(
         ``added`` is the number of documents in the new index; ``updated``/``deleted`` are 0.
 
     Raises:
-        SearchIndexError: another process is writing the index, or building or swapping failed
-            (the live index is then left as it was).
+        SearchIndexError: another process is writing the index, or building or publishing
+            failed (the live index is then left as it was).
     """
     started = time.perf_counter()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _live_lock(path):
-        fresh = Path(tempfile.mkdtemp(prefix=f".{path.name}.rebuild-", dir=path.parent))
+    with write_lock(path):
+        fresh, ix = _create_generation(path)
         try:
-            count = _build(fresh, records, batch_size)
-            _swap(fresh, path)
-        except OSError as exc:
-            raise SearchIndexError(f"rebuilding the search index in {path} failed: {exc}") from exc
-        finally:
+            count = _build(ix, fresh, records, batch_size)
+            publish(path, fresh)
+        except BaseException as exc:
             shutil.rmtree(fresh, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise SearchIndexError(
+                    f"rebuilding the search index in {path} failed: {exc}"
+                ) from exc
+            raise
+        remove_old_generations(path)
     stats = IndexStats(added=count, updated=0, deleted=0, seconds=time.perf_counter() - started)
     logger.info("rebuilt index %s: %s documents in %.1fs", path, count, stats.seconds)
     return stats
@@ -339,14 +368,14 @@ def rebuild(
 def clear_stale_lock(path: Path) -> bool:
     """Check the write-lock file a killed crawldex process may have left in ``path``.
 
-    whoosh's ``FileStorage`` lock is an OS lock on ``MAIN_WRITELOCK`` (``fcntl.flock`` on
-    POSIX, ``msvcrt.locking`` on Windows), not the file's existence. The OS releases it when
-    the holder dies, so a leftover file never blocks a writer and nothing needs deleting;
-    deleting it could even let two writers in (one locking the old file, one a new one). So
-    this only confirms the lock is free.
+    The writers' lock is whoosh's ``FileStorage`` lock: an OS lock on ``crawldex.lock``
+    (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows), not the file's existence. The OS
+    releases it when the holder dies, so a leftover file never blocks a writer and nothing needs
+    deleting; deleting it could even let two writers in (one locking the old file, one a new
+    one). So this only confirms the lock is free.
 
     Args:
-        path: the index directory.
+        path: the index path.
 
     Returns:
         True if a lock file is present and free (left behind, harmless); False if there is none.

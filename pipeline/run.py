@@ -23,8 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings, SiteConfig
-from pipeline.errors import BadStatus, ConfigError, ExtractError, FetchError, PageSkipped
-from pipeline.export import ExportStats, write_jsonl
+from pipeline.errors import (
+    BadStatus,
+    ConfigError,
+    ExtractError,
+    FetchError,
+    PageSkipped,
+    StoreError,
+)
+from pipeline.export import ExportStats, contract_record, write_jsonl
 from pipeline.extract import extract
 from pipeline.fetch import decode_html, fetch_page, fetch_robots, fetch_sitemap, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
@@ -43,7 +50,7 @@ from pipeline.politeness import HostGate, RobotsCache
 from pipeline.postrun import finish_outputs
 from pipeline.recrawl import ListingPlan, Recrawl
 from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
-from pipeline.store import DirectoryLock, Store
+from pipeline.store import DirectoryLock, Store, store_path
 from pipeline.sync import SyncReport, sync_index
 
 __all__ = [
@@ -641,3 +648,30 @@ def reindex(settings: Settings, *, rebuild: bool = False) -> SyncReport:
     """
     with DirectoryLock(settings.storage.dir, "crawl"), Store(settings.storage.dir) as store:
         return sync_index(store, settings, rebuild=rebuild)
+
+
+def run_started_at(settings: Settings, run_id: int) -> datetime:
+    """When crawl run ``run_id`` started (for "what is new since run N").
+
+    Raises:
+        StoreError: there is no store yet, or no such run.
+    """
+    if not store_path(settings.storage.dir).exists():
+        raise StoreError(f"no crawldex data in {settings.storage.dir} yet; run `crawldex crawl`")
+    with Store(settings.storage.dir) as store:
+        started = store.run_started_at(run_id)
+    if started is None:
+        raise StoreError(f"there is no run {run_id}; `crawldex status --runs 20` lists the runs")
+    return datetime.fromisoformat(started)
+
+
+def contract_articles(settings: Settings, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored articles with these ids in the record contract, by id (unknown ids left out).
+
+    Raises:
+        ExportError: a record breaks the contract. StoreError: the store cannot be opened.
+    """
+    if not ids or not store_path(settings.storage.dir).exists():
+        return {}
+    with Store(settings.storage.dir) as store:
+        return {r["id"]: contract_record(r) for r in store.records.articles_by_id(ids)}

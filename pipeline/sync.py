@@ -1,9 +1,14 @@
-"""Index stage: keep the search index in step with the store.
+"""Index stage: keep the search index in step with the store, and repair it after a crash.
 
 The store is the source of truth. Every record change has a ``seq``; the store remembers the last
 ``seq`` the index has applied (``index_seq``), written only after the index commit succeeded. A
-crash between the two re-applies some changes (upserts are idempotent), never loses one. When the
-index disagrees with the store anyway (deleted by hand, a torn whoosh commit), it is rebuilt.
+crash between the two re-applies some changes (upserts are idempotent), never loses one.
+
+After applying changes, every sync checks the whole index against the store: the ids and content
+hashes of the index's documents against the store's active articles (two column reads, no
+documents loaded). A document missing, stale (another hash) or extra is upserted or deleted, and
+only those, so whatever a killed writer or a hand-edited index left behind is repaired by the
+next run. Only an index that cannot be read at all (damaged, another schema version) is rebuilt.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def index_dir(settings: Settings) -> Path:
 
 
 def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> SyncReport:
-    """Apply the store's changes since the last sync to the index (or rebuild it).
+    """Apply the store's changes since the last sync to the index, then repair any difference.
 
     Args:
         store: the open store.
@@ -54,45 +59,60 @@ def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> Sy
         rebuild: rebuild from the whole store even when the index looks consistent.
 
     Returns:
-        What was done.
+        What was done: mode ``rebuild``, ``incremental`` (changes applied), ``repair``
+        (differences found and fixed) or ``none``.
 
     Raises:
         SearchIndexError: the index cannot be written (another process writing it, disk full).
     """
     path = index_dir(settings)
-    watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
     upto = store.max_seq()
-    active = store.records.counts().get("articles_active", 0)
-    try:
-        consistent = search_index.doc_count(path) == active if watermark >= upto else True
-    except SearchIndexError as exc:
-        logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
-        consistent = False
-    if rebuild or not consistent or (watermark == 0 and upto > 0 and not path.exists()):
-        stats = search_index.rebuild(
-            path, store.records.iter_articles(), batch_size=settings.index.batch_size
-        )
-        store.set_meta(WATERMARK_KEY, str(upto))
-        return SyncReport(
-            "rebuild",
-            stats.added + stats.updated,
-            stats.deleted,
-            search_index.doc_count(path),
-            stats.seconds,
-        )
-    if upto <= watermark:
-        return SyncReport("none", 0, 0, active, 0.0)
-    stats = search_index.apply_changes(
-        path,
-        store.records.iter_articles(since_seq=watermark),
-        (),
-        batch_size=settings.index.batch_size,
+    if not rebuild:
+        try:
+            return _sync_incrementally(store, settings, path, upto)
+        except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
+            logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
+    stats = search_index.rebuild(
+        path, store.records.iter_articles(), batch_size=settings.index.batch_size
     )
     store.set_meta(WATERMARK_KEY, str(upto))
-    return SyncReport(
-        "incremental",
-        stats.added + stats.updated,
-        stats.deleted,
-        search_index.doc_count(path),
-        stats.seconds,
-    )
+    return SyncReport("rebuild", stats.added, 0, search_index.doc_count(path), stats.seconds)
+
+
+def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int) -> SyncReport:
+    """Apply changes after the watermark, then check the index against the store and repair it."""
+    watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
+    batch_size = settings.index.batch_size
+    written = deleted = 0
+    seconds = 0.0
+    mode = "none"
+    if upto > watermark:
+        stats = search_index.apply_changes(
+            path, store.records.iter_articles(since_seq=watermark), batch_size=batch_size
+        )
+        written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
+        mode = "incremental"
+    stale, extra = _differences(store, path)
+    if stale or extra:
+        logger.warning(
+            "search index differs from the store: %s missing or stale, %s extra; repairing",
+            len(stale),
+            len(extra),
+        )
+        stats = search_index.apply_changes(
+            path, store.records.articles_by_id(stale), extra, batch_size=batch_size
+        )
+        written, deleted = written + stats.added + stats.updated, deleted + stats.deleted
+        seconds += stats.seconds
+        mode = "repair"
+    store.set_meta(WATERMARK_KEY, str(upto))
+    return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
+
+
+def _differences(store: Store, path: Path) -> tuple[list[str], list[str]]:
+    """Ids to upsert (missing or stale in the index) and to delete (not active in the store)."""
+    want = store.records.active_article_hashes()
+    have = search_index.indexed_hashes(path)
+    stale = sorted(i for i, h in want.items() if have.get(i) != h)
+    extra = sorted(have.keys() - want.keys())
+    return stale, extra

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import signal
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -21,16 +19,27 @@ import index as search_index
 from pipeline.cli import CliState, cli, echo_json
 from pipeline.cli.render import (
     crawl_progress,
+    hit_rows,
+    print_facets,
     print_hits,
     print_report,
     print_status,
     print_unattended,
+    write_csv,
+    write_jsonl,
 )
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, StoreError
 from pipeline.export import json_schema
 from pipeline.feed import export_file, export_history_file
 from pipeline.postrun import unattended_status
-from pipeline.run import RunReport, inspect_page, run_once, store_status
+from pipeline.run import (
+    RunReport,
+    contract_articles,
+    inspect_page,
+    run_once,
+    run_started_at,
+    store_status,
+)
 from pipeline.run import reindex as reindex_store
 from pipeline.sync import index_dir
 
@@ -124,8 +133,15 @@ def crawl(
     "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Hits per page."
 )
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--new-since",
+    metavar="DATE|RUN",
+    help="Only articles first seen since a date (YYYY-MM-DD[THH:MM]) or since run number RUN.",
+)
 @click.option("--facets", is_flag=True, help="Also show hit counts by topic and by month.")
-@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one hit per line.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines: the record plus score and snippet."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 @pass_state
 def search(
@@ -139,6 +155,7 @@ def search(
     sort: str,
     limit: int,
     page: int,
+    new_since: str | None,
     facets: bool,
     as_json: bool,
     as_csv: bool,
@@ -150,7 +167,10 @@ def search(
       crawldex search "immune system"
       crawldex search 'title:valpro* AND comments:>10' --sort date
       crawldex search '*' --topic Immunomodulation --since 2025-01-01 --json
+      crawldex search '*' --new-since 3 --sort date      (new since run 3)
     """
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
     settings = state.settings()
     results = search_index.search(
         index_dir(settings),
@@ -160,54 +180,43 @@ def search(
         since=_as_date(since),
         until=_as_date(until),
         min_comments=min_comments,
+        first_seen_since=_first_seen_since(settings, new_since),
         sort=cast("search_index.SortOrder", sort),
         limit=limit,
         page=page,
         facets=facets,
     )
-    if as_json:
-        for hit in results.hits:
-            click.echo(json.dumps(hit_to_dict(hit), ensure_ascii=False))
-    elif as_csv:
-        _write_csv(results.hits)
-    else:
+    if not (as_json or as_csv):
         print_hits(results, query, stdout=sys.stdout.isatty())
+        return
+    rows = hit_rows(results, contract_articles(settings, [h.id for h in results.hits]))
+    (write_jsonl if as_json else write_csv)(rows)
+    if not rows:
+        state.stderr.print(f"No articles match {query!r}.")
+    print_facets(results, err=True)
 
 
-def hit_to_dict(hit: search_index.Hit) -> dict[str, Any]:
-    """A hit as a JSON-ready dict (its snippet without highlight marks)."""
-    data = dataclasses.asdict(hit)
-    data["topics"] = list(hit.topics)
-    data["snippet"] = hit.snippet_plain
-    return data
+def _first_seen_since(settings: Any, value: str | None) -> datetime | None:
+    """``--new-since``: a run number (its start time) or an ISO date/time (UTC if naive)."""
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        try:
+            return run_started_at(settings, int(value))
+        except StoreError as exc:
+            raise click.BadParameter(str(exc), param_hint="--new-since") from exc
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a run number nor a date; write e.g. 2025-11-01 or 12",
+            param_hint="--new-since",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _as_date(value: Any) -> date | None:
     return value.date() if value is not None else None
-
-
-def _write_csv(hits: Any) -> None:
-    fields = [
-        "rank",
-        "score",
-        "title",
-        "published_at",
-        "comment_count",
-        "topics",
-        "site",
-        "author",
-        "url",
-        "snippet",
-    ]
-    writer = csv.DictWriter(
-        sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for hit in hits:
-        row = hit_to_dict(hit)
-        row["topics"] = "; ".join(row.get("topics") or [])
-        row["snippet"] = hit.snippet_plain
-        writer.writerow(row)
 
 
 @cli.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -22,6 +25,31 @@ from pipeline.sync import index_dir
 logger = logging.getLogger("crawldex")
 
 _MARK = re.compile(r"\[\[(.+?)\]\]")
+#: ``crawldex search --csv`` columns: rank order is the row order; then the record contract.
+CSV_FIELDS = [
+    "score",
+    "id",
+    "url",
+    "site",
+    "title",
+    "published_at",
+    "updated_at",
+    "author",
+    "comment_count",
+    "topics",
+    "listed_in",
+    "summary",
+    "snippet",
+    "language",
+    "word_count",
+    "first_seen_at",
+    "last_seen_at",
+    "fetched_at",
+    "status",
+    "content_hash",
+    "schema_version",
+    "text",
+]
 
 
 @contextmanager
@@ -105,9 +133,73 @@ def print_hits(results: Any, query: str, *, stdout: bool) -> None:
             if hit.snippet_plain:
                 click.echo(f"     {hit.snippet_plain}")
     click.echo(f"{results.total} hits, page {results.page} of {results.pages}", err=True)
-    if results.facets:
-        for name, counts in results.facets.items():
-            click.echo(f"{name}: " + ", ".join(f"{k} ({v})" for k, v in counts), err=True)
+    print_facets(results, err=False)
+
+
+def hit_rows(results: Any, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each hit as its stored record in the contract plus ``score`` and ``snippet`` (unmarked).
+
+    A hit whose record the store no longer has (the index is a sync behind) keeps the fields the
+    index holds.
+    """
+    rows = []
+    for hit in results.hits:
+        row = dict(records.get(hit.id) or _hit_fields(hit))
+        row["score"] = hit.score
+        row["snippet"] = hit.snippet_plain
+        rows.append(row)
+    return rows
+
+
+def _hit_fields(hit: Any) -> dict[str, Any]:
+    return {
+        "kind": "article",
+        "id": hit.id,
+        "url": hit.url,
+        "site": hit.site,
+        "title": hit.title,
+        "published_at": hit.published_at,
+        "author": hit.author,
+        "comment_count": hit.comment_count,
+        "summary": hit.summary,
+        "topics": list(hit.topics),
+    }
+
+
+def write_jsonl(rows: list[dict[str, Any]]) -> None:
+    """One JSON object per line on stdout."""
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+def write_csv(rows: list[dict[str, Any]]) -> None:
+    """CSV on stdout: a header, then ``CSV_FIELDS`` per hit; lists joined by "; ", null empty."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore", restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _flat(v) for k, v in row.items()})
+    click.echo(out.getvalue(), nl=False)
+
+
+def _flat(value: Any) -> Any:
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def print_facets(results: Any, *, err: bool) -> None:
+    """Hit counts by topic and by month: two small tables (on stderr when stdout carries data)."""
+    if not results.facets:
+        return
+    console = Console(stderr=err, highlight=False)
+    for name, title in (("topic", "topic"), ("month", "month")):
+        table = Table(title=f"hits by {title}", box=None)
+        table.add_column(title)
+        table.add_column("hits", justify="right")
+        for key, count in results.facets.get(name, []):
+            table.add_row(key, str(count))
+        console.print(table)
 
 
 def _hits_table(results: Any) -> None:

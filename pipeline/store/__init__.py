@@ -143,6 +143,11 @@ class Store:
             for r in rows
         ]
 
+    def run_started_at(self, run_id: int) -> str | None:
+        """When run ``run_id`` started (ISO, UTC), or None if there is no such run."""
+        row = self._conn.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     # -- index watermark ---------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """A value from the ``meta`` table."""

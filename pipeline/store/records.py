@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -326,6 +326,24 @@ class RecordTable:
         where = "seq > ?" + (" AND site = ?" if site else "")
         params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
         yield from self._conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY seq", params)
+
+    def articles_by_id(self, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """Articles with these ids (unknown ids skipped), in the export contract's shape."""
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), 500):  # below SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):
+                yield self._article_out(row)
+
+    def active_article_hashes(self) -> dict[str, str]:
+        """``{id: content_hash}`` of every active article: what the search index must hold."""
+        return {
+            str(row[0]): str(row[1])
+            for row in self._conn.execute(
+                "SELECT id, content_hash FROM articles WHERE status = 'active'"
+            )
+        }
 
     def _article_out(self, row: sqlite3.Row) -> dict[str, Any]:
         record = json.loads(row["record"])

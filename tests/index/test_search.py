@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from index import MARK_END, MARK_START, Hit, SearchResults, search
+from index.layout import current_generation
 from index.schema import VERSION_FILE
 from pipeline.errors import QuerySyntaxError, SearchIndexError
 
@@ -307,7 +308,9 @@ def test_schema_version_mismatch_is_an_error(search_index: Path, tmp_path: Path)
 
     copy = tmp_path / "old"
     shutil.copytree(search_index, copy)
-    (copy / VERSION_FILE).write_text('{"schema_version": 0}\n', encoding="utf-8")
+    generation = current_generation(copy)
+    assert generation is not None
+    (generation / VERSION_FILE).write_text('{"schema_version": 0}\n', encoding="utf-8")
     with pytest.raises(SearchIndexError, match="crawldex reindex"):
         search(copy, "valproate")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -262,6 +263,10 @@ def test_a_trickling_server_is_cut_off_by_the_deadline(tmp_path):
     assert report.failed == {"timeout": 1}
     assert report.pages_fetched == 2  # the crawl went on
     (hit,) = server.requests("/trickle")
+    # the server's handler notices the hang-up at its next write, in its own thread
+    deadline = time.monotonic() + 5
+    while hit.finished is None and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
     assert hit.hung_up, "the crawler closed the connection"
     assert hit.finished is not None
     assert hit.finished - hit.arrived < 2.0  # not the 20 s it wanted
