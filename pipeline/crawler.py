@@ -1,0 +1,450 @@
+"""The crawl engine of a run: one asyncio loop that chains frontier -> fetch -> extract ->
+normalize -> store for every page, under the politeness gate and the recrawl policy.
+
+``pipeline.run.run_once`` is the only caller; this module is its engine, split out for size.
+A dispatcher claims targets for hosts that may start a request now (reserving the host's slot at
+claim time) and runs up to ``crawl.concurrency`` pages at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.config import Settings, SiteConfig
+from pipeline.errors import (
+    BadStatus,
+    FetchError,
+    PageSkipped,
+)
+from pipeline.extract import extract
+from pipeline.fetch import fetch_page, fetch_robots, fetch_sitemap, make_client
+from pipeline.frontier import Frontier, out_of_scope_reason
+from pipeline.models import (
+    ArticlePage,
+    ArticleRecord,
+    CardRecord,
+    Extracted,
+    Fetched,
+    ListingPage,
+    Target,
+    TopicPageRecord,
+)
+from pipeline.normalize import normalize
+from pipeline.politeness import HostGate, RobotsCache
+from pipeline.recrawl import ListingPlan, Recrawl
+from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
+from pipeline.store import Store
+
+__all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
+
+logger = logging.getLogger(__name__)
+
+GONE_STATUSES = (404, 410)
+_MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One page done: what the CLI's progress bar shows."""
+
+    url: str
+    outcome: str  # fetched | not_modified | failed | skipped
+    done: int
+    queued: int
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What one run did; kept in the store's run history and shown by ``crawldex status``."""
+
+    run_id: int = 0
+    sites: list[str] = field(default_factory=list)
+    status: str = "running"  # finished | paused (page budget used) | interrupted (stopped)
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+    pages_fetched: int = 0
+    not_modified: int = 0
+    bytes: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    links_dropped: dict[str, int] = field(default_factory=dict)
+    capped: dict[str, int] = field(default_factory=dict)  # site -> pages left for the next run
+    changes: dict[str, int] = field(default_factory=dict)
+    requests_by_host: dict[str, int] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)
+    completed_sites: list[str] = field(default_factory=list)
+    index: dict[str, Any] = field(default_factory=dict)
+    errors: int = 0
+    # Unattended operation (pipeline/postrun.py): change feed, watches' new matches, drift.
+    feed: dict[str, Any] = field(default_factory=dict)
+    watches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    drift: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pages_failed(self) -> int:
+        """Pages that failed for any reason."""
+        return sum(self.failed.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Crawler:
+    """The asyncio crawl of one run (``run_once`` is the API)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sites: list[SiteConfig],
+        store: Store,
+        report: RunReport,
+        progress: Callable[[Progress], None] | None,
+        stop: threading.Event,
+    ) -> None:
+        crawl = settings.crawl
+        self.settings = settings
+        self.crawl_settings = crawl
+        self.sites = {s.name: s for s in sites}
+        self.store = store
+        self.report = report
+        self.progress = progress
+        self.stop = stop
+        self.frontier = Frontier(
+            sites,
+            store.queue,
+            strip_params=crawl.strip_params,
+            max_depth=crawl.max_depth,
+            max_query_variants=crawl.max_query_variants,
+            max_listing_pages=crawl.max_listing_pages,
+        )
+        self.gate = HostGate(per_host_concurrency=crawl.per_host_concurrency, delay=crawl.delay)
+        self.requests: Counter[str] = Counter()
+        self.claimed: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.done = 0
+        self.delays_checked: set[str] = set()
+        self.recrawl: Recrawl  # set by run_once (recrawl policy: watermark, refetch intervals)
+
+    async def crawl(self) -> None:
+        with self.store.transaction():
+            started = self.frontier.start(now_utc())
+            self.report.resumed = [n for n, r in started.items() if r]
+        async with make_client(self.crawl_settings) as client:
+            self.client = client
+            self.robots = RobotsCache(
+                self.crawl_settings.user_agent,
+                self._fetch_robots,
+                enabled=self.crawl_settings.respect_robots,
+            )
+            if self.crawl_settings.use_sitemaps:
+                for name in (n for n, resumed in started.items() if not resumed):
+                    await self._seed_from_sitemaps(self.sites[name])
+            budget_left = await self._dispatch()
+        with self.store.transaction():
+            self.report.completed_sites = self.frontier.finish_cycles(now_utc())
+            self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
+        self._fill_report(budget_left)
+
+    async def _fetch_robots(self, url: str) -> Any:
+        self.requests[self.frontier.host(url)] += 1
+        return await fetch_robots(self.client, url, settings=self.crawl_settings)
+
+    async def _seed_from_sitemaps(self, site: SiteConfig) -> None:
+        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy
+        unless the recrawl schedule says they are due (comments change without a new lastmod)."""
+        entries = await self._read_sitemaps(site)
+        fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
+        due = [
+            t
+            for t in unchanged
+            if self.store.queue.page_kind(t.url) == "article" and self.recrawl.is_due(t.url)
+        ]
+        unchanged = [t for t in unchanged if t not in due]
+        with self.store.transaction():
+            self.frontier.add([*fresh, *due])
+            self.frontier.add(unchanged)
+            for target in unchanged:
+                self._skip_unchanged(target)
+        logger.info(
+            "%s: %s sitemap URLs queued, %s unchanged since last fetched",
+            site.name,
+            len(fresh),
+            len(unchanged),
+        )
+
+    async def _read_sitemaps(self, site: SiteConfig) -> list[SitemapEntry]:
+        """The page entries of the sitemaps robots.txt lists (indexes followed, in scope only)."""
+        pending = await self.robots.sitemaps(site.start_urls[0])
+        seen: set[str] = set()
+        pages: list[SitemapEntry] = []
+        while pending and len(seen) < _MAX_SITEMAPS:
+            url = pending.pop(0)
+            if url in seen or out_of_scope_reason(url, site) is not None:
+                continue
+            seen.add(url)
+            sitemap = await self._fetch_sitemap(url)
+            if sitemap.is_index:
+                pending.extend(e.loc for e in sitemap.entries)
+            else:
+                pages.extend(sitemap.entries)
+        return pages
+
+    async def _fetch_sitemap(self, url: str) -> Sitemap:
+        """One sitemap, fetched through the host's gate; an empty one when it fails."""
+        host = self.frontier.host(url)
+        await asyncio.sleep(min(self.gate.ready_in(host), self.crawl_settings.deadline))
+        self.gate.started(host)
+        self.requests[host] += 1
+        try:
+            data = await fetch_sitemap(self.client, url, settings=self.crawl_settings)
+        except FetchError as exc:
+            logger.warning("%s", exc)
+            return Sitemap(False, ())
+        finally:
+            self.gate.finished(host)
+        return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
+
+    def _skip_unchanged(self, target: Target) -> None:
+        """Not refetched: the sitemap says it has not changed since we fetched it."""
+        if self.store.queue.page_kind(target.url) == "article":
+            self.store.records.touch_article(target.url, now_utc())
+        # an unchanged page only leads to what we have never fetched: pages we know are left to
+        # the sitemap, the listings and the recrawl schedule
+        known = self.store.queue.known_links(target.url)
+        self.frontier.add([t for t in known if self.store.queue.fetched_at(t.url) is None])
+        self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
+        self.skipped["sitemap_unchanged"] += 1
+
+    async def _dispatch(self) -> bool:
+        """Run pages until the queue is empty, the page budget is used, or stop is set."""
+        tasks: set[asyncio.Task[None]] = set()
+        budget = self.crawl_settings.max_pages
+        while not self.stop.is_set():
+            open_sites = self._open_sites()
+            while open_sites and len(tasks) < self.crawl_settings.concurrency and budget > 0:
+                claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
+                if not claimed:
+                    break
+                budget -= 1
+                tasks.add(self._start(claimed[0]))
+                open_sites = self._open_sites()
+            if not tasks:
+                if budget <= 0 or not open_sites or self.store.queue.count(open_sites) == 0:
+                    break
+                await asyncio.sleep(
+                    min(self.gate.next_ready(), 0.5)
+                )  # every queued host is waiting out its delay
+                continue
+            wait = self.gate.next_ready()
+            _done, tasks = await asyncio.wait(
+                tasks,
+                timeout=min(wait, 0.5) if wait != float("inf") else 0.5,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if tasks:
+            await asyncio.gather(*tasks)
+        return budget > 0
+
+    def _open_sites(self) -> list[str]:
+        """Sites that have not used up crawl.max_pages_per_site in this run."""
+        cap = self.crawl_settings.max_pages_per_site
+        return [n for n in self.sites if cap is None or self.claimed[n] < cap]
+
+    def _start(self, target: Target) -> asyncio.Task[None]:
+        """Reserve the host's slot now, before the next claim looks at busy hosts (the task only
+        starts running at the next await), and start the page."""
+        self.claimed[target.site] += 1
+        token = self.gate.started(self.frontier.host(target.url))
+        return asyncio.create_task(self._page(target, token))
+
+    async def _page(self, target: Target, reserved: tuple[float, float]) -> None:
+        host = self.frontier.host(target.url)
+        token: tuple[float, float] | None = reserved
+        outcome = "failed"
+        try:
+            reason = await self.robots.disallow_reason(target.url)
+            if reason is not None:
+                self.gate.cancelled(host, reserved)
+                token = None
+                raise PageSkipped(reason, url=target.url)
+            await self._apply_crawl_delay(host, target.url)
+            outcome = await self._fetch_and_store(target, host)
+        except PageSkipped as exc:
+            outcome = "skipped"
+            self._finish(target, "skipped", exc.reason, self.skipped)
+        except FetchError as exc:
+            self._fetch_failed(target, exc)
+        except Exception:  # the one catch-all: one broken page must not stop the run
+            logger.exception("unexpected error on %s; skipped and counted", target.url)
+            self.report.errors += 1
+            self._finish(target, "failed", "error", self.failed)
+        finally:
+            if token is not None:
+                self.gate.finished(host)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(
+                Progress(target.url, outcome, self.done, self.store.queue.count(list(self.sites)))
+            )
+
+    async def _apply_crawl_delay(self, host: str, url: str) -> None:
+        if host in self.delays_checked:
+            return
+        self.delays_checked.add(host)
+        delay = await self.robots.crawl_delay(url)
+        if delay:
+            self.gate.raise_delay(host, delay)
+
+    async def _fetch_and_store(self, target: Target, host: str) -> str:
+        site = self.sites[target.site]
+        self.requests[host] += 1
+        fetched = await fetch_page(
+            self.client,
+            target,
+            settings=self.crawl_settings,
+            scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
+            validators=self.store.queue.validators(target.url),
+            on_retry_after=lambda seconds: self.gate.block(host, seconds),
+        )
+        if fetched.not_modified:
+            self._store_not_modified(target, fetched)
+            return "not_modified"
+        self.report.pages_fetched += 1
+        self.report.bytes += fetched.size
+        page = extract(fetched, site)
+        record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
+        links = self.frontier.links_from(target, page)
+        with self.store.transaction():
+            plan = self._recrawl_plan(target, page, record, links)
+            self._store_record(target, page, record, keep=plan.keep)
+            self.frontier.add(plan.links)
+            self.store.queue.complete(
+                target.url,
+                "done",
+                fetched_at=fetched.fetched_at,
+                http_status=fetched.status,
+                kind=page.kind,
+                validators=fetched.validators,
+                links=links,
+            )
+            if isinstance(record, ArticleRecord):
+                self.recrawl.article_fetched(target.url, record)
+        return "fetched"
+
+    def _recrawl_plan(
+        self,
+        target: Target,
+        page: Extracted,
+        record: ArticleRecord | TopicPageRecord | None,
+        links: list[Target],
+    ) -> ListingPlan:
+        """The recrawl policy's cut of ``links`` (before the page's cards are stored)."""
+        if not isinstance(page, ListingPage) or not isinstance(record, TopicPageRecord):
+            return ListingPlan(self.recrawl.due(links), stopped=False, keep=[])
+        return self.recrawl.plan_listing(
+            target,
+            links,
+            cycle=self.frontier.cycles[target.site],
+            cards=self._cards(target, record),
+            next_url=page.next_url,
+            page_url=record.page_url,
+        )
+
+    def _store_not_modified(self, target: Target, fetched: Fetched) -> None:
+        self.report.not_modified += 1
+        with self.store.transaction():
+            kind = self.store.queue.page_kind(target.url)
+            if kind == "article":
+                self.store.records.touch_article(target.url, fetched.fetched_at)
+                self.recrawl.article_not_modified(target.url)
+            known = self.store.queue.known_links(target.url)
+            if kind == "listing":
+                cycle = self.frontier.cycles[target.site]
+                plan = self.recrawl.plan_listing(
+                    target, known, cycle=cycle, cards=None, next_url=None
+                )
+                known = plan.links
+            else:
+                known = self.recrawl.due(known)
+            self.frontier.add(known)
+            self.store.queue.complete(
+                target.url, "done", fetched_at=fetched.fetched_at, http_status=304
+            )
+
+    def _store_record(
+        self,
+        target: Target,
+        page: Extracted,
+        record: ArticleRecord | TopicPageRecord | None,
+        keep: Sequence[str] = (),
+    ) -> None:
+        now, run_id = now_utc(), self.report.run_id
+        if isinstance(record, ArticleRecord) and isinstance(page, ArticlePage):
+            url = self.frontier.canonical_of(target, page)
+            self.store.records.save_article(replace(record, url=url), now, run_id)
+        elif isinstance(record, TopicPageRecord) and isinstance(page, ListingPage):
+            if page.archive != "topic":
+                return  # an author/date/search archive: its cards are followed, not topics
+            cards = self._cards(target, record)
+            listed = [c.url for c in cards]
+            listed += [u for u in keep if u not in listed]  # a stopped walk's unread tail
+            self.store.records.save_topic_page(record, listed, now, run_id)
+            for card in cards:
+                self.store.records.save_card(record.site, record.topic_url, card, now, run_id)
+
+    def _cards(self, target: Target, record: TopicPageRecord) -> list[CardRecord]:
+        """A listing's cards with canonical URLs, in scope."""
+        cards = [replace(card, url=self.frontier.canonical(card.url)) for card in record.cards]
+        return [c for c in cards if out_of_scope_reason(c.url, self.sites[target.site]) is None]
+
+    def _fetch_failed(self, target: Target, exc: FetchError) -> None:
+        reason = exc.reason
+        if isinstance(exc, BadStatus):
+            reason = f"http_{exc.status}"
+            if exc.status in GONE_STATUSES:
+                with self.store.transaction():
+                    self.store.records.mark_gone(target.url, now_utc(), self.report.run_id)
+            if exc.retry_after:
+                self.gate.block(self.frontier.host(target.url), exc.retry_after)
+        logger.warning("%s", exc)
+        self._finish(target, "failed", reason, self.failed)
+
+    def _finish(self, target: Target, state: str, reason: str, counter: Counter[str]) -> None:
+        counter[reason] += 1
+        with self.store.transaction():
+            self.store.queue.complete(target.url, state, reason=reason)
+
+    def _fill_report(self, budget_left: bool) -> None:
+        report = self.report
+        report.failed = dict(self.failed)
+        report.skipped = dict(self.skipped) | self.recrawl.skipped()
+        report.links_dropped = dict(self.frontier.dropped)
+        report.requests_by_host = dict(self.requests)
+        cap = self.crawl_settings.max_pages_per_site
+        report.capped = {
+            name: left
+            for name in self.sites
+            if cap is not None
+            and self.claimed[name] >= cap
+            and (left := self.store.queue.count([name]))
+        }
+        if self.stop.is_set():
+            report.status = "interrupted"
+        elif (not budget_left or report.capped) and len(report.completed_sites) < len(self.sites):
+            report.status = "paused"
+        else:
+            report.status = "finished"
