@@ -206,6 +206,10 @@ def _run(
     results.fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
     results.formatter = _MarkFormatter()
     total = len(results)
+    if options.get("filter") is not None:
+        # whoosh counts the query's matches without the filter (the hits are filtered): count
+        # query and filter together
+        total = len(searcher.search(wq.And([parsed, options["filter"]]), limit=1))
     hits = tuple(
         _to_hit(h, sort == "relevance") for h in results[(page - 1) * limit : page * limit]
     )

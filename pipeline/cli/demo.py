@@ -125,7 +125,7 @@ def _summary(
 ) -> None:
     print_report(console, report, settings)
     topic = site.topics[0].name
-    query = topic.split()[0].lower()
+    query = "tapering"  # a word of several demo titles: title matches rank first
     out = Console(highlight=False, soft_wrap=True)
     out.print(
         f"\n[bold]Demo done[/] in {elapsed:.1f} s: {report.pages_fetched} pages fetched, "
@@ -138,6 +138,6 @@ def _summary(
     results = search_index.search(index_dir(settings), query, limit=3)
     print_hits(results, query, stdout=out.is_terminal)
     out.print("\n[bold]Try next:[/]")
-    out.print(f"  crawldex --config {config_path} search 'immune system' --sort date")
+    out.print(f"  crawldex --config {config_path} search '\"side effects\"' --sort date")
     out.print(f"  crawldex --config {config_path} search 'comments:>50' --topic {topic!r}")
     out.print(f"  crawldex --config {config_path} status")

@@ -54,12 +54,12 @@ CSV_FIELDS = [
 
 @contextmanager
 def crawl_progress(console: Console) -> Iterator[Callable[[PageProgress], None]]:
-    """A progress bar on a terminal; a log line every 100 pages otherwise."""
+    """A progress bar on a terminal; a plain line every 100 pages otherwise."""
     if not console.is_terminal:
 
         def log_line(p: PageProgress) -> None:
             if p.done % 100 == 0:
-                logger.warning("%s pages done, %s queued", p.done, p.queued)
+                console.print(f"crawling: {p.done} pages done, {p.queued} queued", markup=False)
 
         yield log_line
         return

@@ -319,3 +319,20 @@ def test_schema_version_mismatch_is_an_error(search_index: Path, tmp_path: Path)
 def test_bad_paging_or_sort_is_a_value_error(search_index: Path, options: dict[str, object]):
     with pytest.raises(ValueError, match="bad limit"):
         search(search_index, "*", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("query", ["valproate OR warfarin", "comments:>5", "interaction*", "*"])
+@pytest.mark.parametrize(
+    "options",
+    [{"topic": "mental health"}, {"min_comments": 30}, {"since": date(2025, 6, 1)}],
+)
+def test_a_filtered_total_counts_only_filtered_matches(search_index: Path, query, options):
+    """whoosh's own count ignores the filter when it stops at a page; ours counts query AND
+    filter, whatever the page size."""
+    matching = {h.id for h in search(search_index, query, limit=1000).hits}
+    allowed = {h.id for h in search(search_index, "*", limit=1000, **options).hits}
+    everything = search(search_index, query, limit=1000, **options)
+    assert {h.id for h in everything.hits} == matching & allowed
+    one_page = search(search_index, query, limit=2, **options)
+    assert one_page.total == len(matching & allowed)
+    assert one_page.pages == -(-len(matching & allowed) // 2)
