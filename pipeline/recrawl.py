@@ -20,8 +20,6 @@ Two decisions, both taken with an injected clock (tests move time instead of sle
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,21 +29,9 @@ from pipeline.config import CrawlSettings, duration_seconds
 from pipeline.models import ArticleRecord, CardRecord, Target
 from pipeline.store import RecrawlTable
 
-__all__ = ["ListingPlan", "Recrawl", "full_walk_due", "is_due", "next_interval", "page_hash"]
+__all__ = ["ListingPlan", "Recrawl", "full_walk_due", "is_due", "next_interval"]
 
 logger = logging.getLogger(__name__)
-
-_PAGE_FIELDS = (
-    "title",
-    "published_at",
-    "updated_at",
-    "author",
-    "comment_count",
-    "summary",
-    "text",
-    "topics",
-    "language",
-)
 
 
 def next_interval(previous: int | None, *, changed: bool, minimum: int, maximum: int) -> int:
@@ -75,13 +61,6 @@ def full_walk_due(last_full_walk: datetime | None, now: datetime, every_seconds:
     if every_seconds == 0 or last_full_walk is None:
         return True
     return now - last_full_walk >= timedelta(seconds=every_seconds)
-
-
-def page_hash(record: ArticleRecord) -> str:
-    """A hash of what an article page says (its content fields), to tell a change."""
-    content = {f: getattr(record, f) for f in _PAGE_FIELDS}
-    blob = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +188,7 @@ class Recrawl:
     def article_fetched(self, url: str, record: ArticleRecord) -> None:
         """An article page was fetched (200): schedule its next fetch."""
         entry = self.table.refetch_entry(url)
-        digest = page_hash(record)
+        digest = record.content_hash
         changed = entry is not None and entry.page_hash not in (None, digest)
         self._schedule(url, None if entry is None else entry.interval_s, changed, digest)
 
