@@ -562,3 +562,69 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
     assert second.skipped == {"sitemap_unchanged": 1}
     assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/new"]
     assert "elsewhere" not in str([h.path for h in server.requests()])
+
+
+# -- retries and canonical URLs ----------------------------------------------------------------
+def flaky(failures: int, how: str) -> Any:
+    """Fail the first ``failures`` requests (a 502, or a TCP reset), then serve an article."""
+    seen: list[int] = []
+
+    def behaviour(hit: Hit, reply: Reply) -> None:
+        seen.append(1)
+        if len(seen) <= failures:
+            if how == "reset":
+                reply.reset()
+            else:
+                reply.send(502, b"bad gateway")
+            return
+        reply.send(200, article_html(f"Flaky {hit.path}").encode())
+
+    return behaviour
+
+
+@pytest.mark.parametrize("how", ["502", "reset"])
+def test_transient_failures_are_retried_with_growing_backoff(tmp_path, how):
+    with FaultServer({"/": links_page("/flaky"), "/flaky": flaky(2, how)}) as server:
+        report = crawl(tmp_path, server, retries=3, backoff=0.05)
+    assert report.failed == {}
+    assert report.pages_fetched == 2
+    hits = server.requests("/flaky")
+    assert len(hits) == 3  # two failures, then the page
+    gaps = [b.arrived - a.arrived for a, b in itertools.pairwise(hits)]
+    # backoff * 2**n with jitter 0.5..1.5: first gap >= 0.025 s, second >= 0.05 s
+    assert gaps[0] >= 0.025 - TOLERANCE
+    assert gaps[1] >= 0.05 - TOLERANCE
+
+
+def test_retries_are_bounded_and_permanent_errors_are_not_retried(tmp_path):
+    routes = {
+        "/": links_page("/always-502", "/missing"),
+        "/always-502": flaky(99, "502"),
+        "/missing": lambda hit, reply: reply.send(404, b"nope"),
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server, retries=2, backoff=0.01)
+    assert report.failed == {"http_502": 1, "http_404": 1}
+    assert len(server.requests("/always-502")) == 3  # 1 + crawl.retries
+    assert len(server.requests("/missing")) == 1
+
+
+def test_rel_canonical_makes_one_record_of_many_urls(tmp_path):
+    def page(hit: Hit, reply: Reply) -> None:
+        canonical = f'<link rel="canonical" href="{server.url("/post/")}">'
+        body = article_html("The One Post").replace("</head>", canonical + "</head>")
+        reply.send(200, body.encode())
+
+    routes = {
+        "/": links_page("/post/", "/post/?ref=feed", "/amp/post/"),
+        "/post/*": page,
+        "/amp/*": page,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server)
+        out = tmp_path / "records.jsonl"
+        export_records(settings_for(tmp_path, server, [server.url("/")]), out)
+    assert report.failed == {}
+    articles = [json.loads(line) for line in out.read_text().splitlines()]
+    articles = [a for a in articles if a["kind"] == "article"]
+    assert [a["url"] for a in articles] == [server.url("/post/")]
