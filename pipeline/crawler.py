@@ -99,6 +99,7 @@ class RunReport:
 
 
 def now_utc() -> datetime:
+    """The current time, tz-aware UTC."""
     return datetime.now(UTC)
 
 
@@ -173,7 +174,8 @@ class Crawler:
             for t in unchanged
             if self.store.queue.page_kind(t.url) == "article" and self.recrawl.is_due(t.url)
         ]
-        unchanged = [t for t in unchanged if t not in due]
+        due_urls = {t.url for t in due}  # a set: sitemaps list tens of thousands of URLs
+        unchanged = [t for t in unchanged if t.url not in due_urls]
         with self.store.transaction():
             self.frontier.add([*fresh, *due])
             self.frontier.add(unchanged)
