@@ -91,8 +91,13 @@ def _check(settings: Any, base: str, articles: int, topics: int) -> dict[str, An
     }
 
 
-def child(base: str, concurrency: int, articles: int, topics: int) -> dict[str, Any]:
+def child(
+    base: str, concurrency: int, articles: int, topics: int, profile: Path | None = None
+) -> dict[str, Any]:
     """One measured run in this (fresh) process: first crawl, then an unchanged recrawl."""
+    import cProfile
+    import pstats
+
     from pipeline.run import run_once
 
     out: dict[str, Any] = {"concurrency": concurrency}
@@ -100,9 +105,19 @@ def child(base: str, concurrency: int, articles: int, topics: int) -> dict[str, 
         settings = _settings(base, tmp, concurrency)
         for label in ("first", "recrawl"):
             server_before = fetch_stats(base)
+            profiler = cProfile.Profile() if profile and label == "first" else None
             cpu, wall = _cpu(), time.perf_counter()
-            report = run_once(settings)
+            if profiler is not None:
+                report = profiler.runcall(run_once, settings)
+            else:
+                report = run_once(settings)
             wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+            if profiler is not None and profile is not None:
+                profiler.dump_stats(profile)
+                with profile.with_suffix(".txt").open("w") as text:
+                    stats = pstats.Stats(profiler, stream=text).sort_stats("cumulative")
+                    stats.print_stats(40)
+                    stats.sort_stats("tottime").print_stats(25)
             server_after = fetch_stats(base)
             out[label] = {
                 "status": report.status,
@@ -110,6 +125,7 @@ def child(base: str, concurrency: int, articles: int, topics: int) -> dict[str, 
                 "cpu_seconds": cpu,
                 "pages_fetched": report.pages_fetched,
                 "not_modified": report.not_modified,
+                "index": report.index,
                 "failed": report.failed,
                 "bytes_decoded": report.bytes,
                 "server_requests": _delta(server_before, server_after, "requests"),
@@ -149,10 +165,16 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile each first crawl (slower): bench/results/e2e-N-cC.prof and .txt",
+    )
     parser.add_argument("--child", metavar="BASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = child(args.child, args.concurrency[0], args.articles, args.topics)
+        result = child(args.child, args.concurrency[0], args.articles, args.topics, args.profile_to)
         print(json.dumps(result))
         return
     root = Path(__file__).resolve().parent.parent
@@ -169,6 +191,10 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "bench.e2e_bench", "--child", base]
                 cmd += ["--articles", str(args.articles), "--topics", str(args.topics)]
                 cmd += ["--concurrency", str(concurrency)]
+                if args.profile:
+                    RESULTS.mkdir(exist_ok=True)
+                    prof = RESULTS / f"e2e-{args.articles}-c{concurrency}.prof"
+                    cmd += ["--profile-to", str(prof)]
                 done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(done.stderr[-3000:], file=sys.stderr)
