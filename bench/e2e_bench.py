@@ -217,7 +217,8 @@ def main() -> None:
             for key in ("pages_per_s", "cpu_ms_per_page", "peak_rss_mb", "recrawl_pct")
         }
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"e2e-{args.articles}.json"
+    suffix = "-profiled" if args.profile else ""  # profiled runs are slower: kept apart
+    path = RESULTS / f"e2e-{args.articles}{suffix}.json"
     machine = {"python": platform.python_version(), "machine": platform.machine()}
     payload = {"site": info, "machine": machine, "runs": runs, "medians": medians}
     path.write_text(json.dumps(payload, indent=2) + "\n")
