@@ -28,6 +28,7 @@ import argparse
 import json
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -177,6 +178,8 @@ def main() -> None:
         result = child(args.child, args.concurrency[0], args.articles, args.topics, args.profile_to)
         print(json.dumps(result))
         return
+    # SIGTERM (e.g. `timeout`) unwinds, so the run child and the site server are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(__file__).resolve().parent.parent
     runs: list[dict[str, Any]] = []
     with start_server(args.articles, args.topics) as (base, info):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -127,6 +128,8 @@ def main() -> None:
         result = child(args.spiders[0], args.child, args.concurrency[0], args.articles, args.topics)
         print(json.dumps(result))
         return
+    # SIGTERM (e.g. `timeout`) unwinds, so the run child and the site server are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(__file__).resolve().parent.parent
     runs: list[dict[str, Any]] = []
     with start_server(args.articles, args.topics) as (base, info):

@@ -83,12 +83,15 @@ def _finish(status: int, content_type: str, body: bytes, extra: dict[str, str], 
     return Page(status, headers, body, gzipped)
 
 
-def render(site: DemoSite, base: str, path: str) -> Page:
-    """Render one request target as a finished page (validators and gzip included)."""
+def render(site: DemoSite, base: str, path: str, mod: str | None = None) -> Page:
+    """Render one request target as a finished page (validators and gzip included).
+
+    ``mod`` is ``http_date(site.modified)``, computed once by callers: it scans every article.
+    """
     response = render_path(site, base, path)
     if response is None:
         return Page(400, {"Content-Type": "text/plain"}, b"bad request target\n", None)
-    mod = http_date(site.modified)
+    mod = mod or http_date(site.modified)
     return _finish(
         response.status, response.content_type, response.body, dict(response.headers), mod
     )
@@ -99,9 +102,10 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
     pages: dict[str, Page] = {}
     queue = deque(["/", "/robots.txt", "/sitemap.xml"])
     seen = set(queue)
+    mod = http_date(site.modified)
     while queue:
         path = queue.popleft()
-        page = render(site, base, path)
+        page = render(site, base, path, mod)
         pages[path] = page
         if not page.headers["Content-Type"].startswith(("text/html", "application/xml", "text/")):
             continue
@@ -152,6 +156,7 @@ class SiteServer:
         self.site = site
         self.base = base
         self.pages = prerender(site, base)
+        self.modified = http_date(site.modified)
         self.stats = Stats()
 
     def answer(self, head: bytes, proto: _Protocol) -> bool:
@@ -174,7 +179,7 @@ class SiteServer:
         page = self.pages.get(target)
         if page is None:
             self.stats.misses += 1
-            page = render(self.site, self.base, target)
+            page = render(self.site, self.base, target, self.modified)
         status, out = page.status, dict(page.headers)
         body = page.gzipped if page.gzipped is not None else page.identity
         if page.gzipped is not None:
