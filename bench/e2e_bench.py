@@ -1,0 +1,233 @@
+"""crawldex end to end against the demo site at scale: pages/s, CPU per page, peak RSS, recrawl.
+
+Starts ``bench.site_server`` (the generated site, pre-rendered, in its own process), then for each
+concurrency and repeat (alternating: 16, 64, 16, 64, ...) runs a fresh child process that crawls
+the site into a new temporary data directory with ``pipeline.run.run_once`` (fetch -> extract ->
+store -> index -> change feed export; delay 0, per-host concurrency = concurrency, robots.txt
+obeyed, recrawl policy off: ``full_walk_every`` and ``refetch_min`` "0s"), then crawls it again
+unchanged (every page revalidated: conditional GETs answered 304). Each run's records are checked
+against the generator's truth (article and topic counts, every article URL).
+
+    python -m bench.e2e_bench --articles 2000                  # ~2 minutes on 2 cores
+    python -m bench.e2e_bench --articles 20000 --repeats 3     # the issue's size
+
+Printed per run, and written to ``bench/results/e2e-<articles>.json``:
+
+- **pages/s**: pages fetched (status 200) by the first crawl / its wall-clock seconds.
+- **CPU ms/page**: user + system CPU of the crawling process (``getrusage``, self + children)
+  during the first crawl / pages fetched. The server's CPU is not included.
+- **peak RSS**: the child's ``ru_maxrss`` at the end of the first crawl (MB).
+- **recrawl s / %**: the unchanged recrawl's wall-clock seconds, and as a share of the first's.
+- **recrawl bytes**: body bytes downloaded by the recrawl (the server's count; 304s have none)
+  against the first crawl's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.site_server import fetch_stats, start_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _settings(base: str, data_dir: str, concurrency: int) -> Any:
+    from pipeline.config import load_settings
+
+    settings = load_settings(
+        None,
+        overrides={
+            "storage.dir": data_dir,
+            "crawl.delay": 0,
+            "crawl.concurrency": concurrency,
+            "crawl.per_host_concurrency": concurrency,
+            "crawl.respect_robots": True,
+            "crawl.max_pages": 10_000_000,
+            "crawl.full_walk_every": "0s",
+            "crawl.refetch_min": "0s",
+        },
+    )
+    site = {"name": "demo", "start_urls": [f"{base}/"], "timezone": "Europe/London"}
+    return settings.model_validate({**settings.model_dump(), "sites": [site]})
+
+
+def _check(settings: Any, base: str, articles: int, topics: int) -> dict[str, Any]:
+    """The stored records against the generator's truth (counts and article URLs)."""
+    from pipeline.demo import build_site
+    from pipeline.run import export_records, store_status
+
+    site = build_site(articles=articles, topics=topics)
+    counts = store_status(settings)["counts"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "articles.jsonl"
+        export_records(settings, out, kind="article")
+        urls = {json.loads(line)["url"] for line in out.read_text().splitlines() if line}
+    expected = {a["url"] for a in site.expected_articles(base)}
+    return {
+        "counts": counts,
+        "articles_expected": len(expected),
+        "articles_exported": len(urls),
+        "articles_missing": len(expected - urls),
+        "articles_unexpected": len(urls - expected),
+        "ok": urls == expected,
+    }
+
+
+def child(
+    base: str, concurrency: int, articles: int, topics: int, profile: Path | None = None
+) -> dict[str, Any]:
+    """One measured run in this (fresh) process: first crawl, then an unchanged recrawl."""
+    import cProfile
+    import pstats
+
+    from pipeline.run import run_once
+
+    out: dict[str, Any] = {"concurrency": concurrency}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(base, tmp, concurrency)
+        for label in ("first", "recrawl"):
+            server_before = fetch_stats(base)
+            profiler = cProfile.Profile() if profile and label == "first" else None
+            cpu, wall = _cpu(), time.perf_counter()
+            if profiler is not None:
+                report = profiler.runcall(run_once, settings)
+            else:
+                report = run_once(settings)
+            wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+            if profiler is not None and profile is not None:
+                profiler.dump_stats(profile)
+                with profile.with_suffix(".txt").open("w") as text:
+                    stats = pstats.Stats(profiler, stream=text).sort_stats("cumulative")
+                    stats.print_stats(40)
+                    stats.sort_stats("tottime").print_stats(25)
+            server_after = fetch_stats(base)
+            out[label] = {
+                "status": report.status,
+                "seconds": wall,
+                "cpu_seconds": cpu,
+                "pages_fetched": report.pages_fetched,
+                "not_modified": report.not_modified,
+                "index": report.index,
+                "failed": report.failed,
+                "bytes_decoded": report.bytes,
+                "server_requests": _delta(server_before, server_after, "requests"),
+                "server_body_bytes": _delta(server_before, server_after, "body_bytes"),
+                "server_by_status": server_after["by_status"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+            if label == "first":
+                out["truth"] = _check(settings, base, articles, topics)
+    return out
+
+
+def _delta(before: dict[str, object], after: dict[str, object], key: str) -> int:
+    return int(str(after[key])) - int(str(before[key]))
+
+
+def _row(run: dict[str, Any]) -> dict[str, Any]:
+    first, again = run["first"], run["recrawl"]
+    pages = max(1, first["pages_fetched"])
+    return {
+        "concurrency": run["concurrency"],
+        "pages": first["pages_fetched"],
+        "pages_per_s": first["pages_fetched"] / first["seconds"],
+        "cpu_ms_per_page": 1000 * first["cpu_seconds"] / pages,
+        "peak_rss_mb": first["peak_rss_mb"],
+        "recrawl_s": again["seconds"],
+        "recrawl_pct": 100 * again["seconds"] / first["seconds"],
+        "recrawl_bytes": again["server_body_bytes"],
+        "first_bytes": first["server_body_bytes"],
+        "truth_ok": run["truth"]["ok"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--topics", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile each first crawl (slower): bench/results/e2e-N-cC.prof and .txt",
+    )
+    parser.add_argument("--child", metavar="BASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = child(args.child, args.concurrency[0], args.articles, args.topics, args.profile_to)
+        print(json.dumps(result))
+        return
+    # SIGTERM (e.g. `timeout`) unwinds, so the run child and the site server are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    root = Path(__file__).resolve().parent.parent
+    runs: list[dict[str, Any]] = []
+    with start_server(args.articles, args.topics) as (base, info):
+        print(f"site: {json.dumps(info)}")
+        header = (
+            f"{'conc':>5}{'pages':>8}{'pages/s':>9}{'CPU ms/p':>9}{'RSS MB':>8}"
+            f"{'recrawl s':>10}{'% first':>8}{'recrawl B':>11}{'first B':>12}  truth"
+        )
+        print(header)
+        for _ in range(args.repeats):
+            for concurrency in args.concurrency:
+                cmd = [sys.executable, "-m", "bench.e2e_bench", "--child", base]
+                cmd += ["--articles", str(args.articles), "--topics", str(args.topics)]
+                cmd += ["--concurrency", str(concurrency)]
+                if args.profile:
+                    RESULTS.mkdir(exist_ok=True)
+                    prof = RESULTS / f"e2e-{args.articles}-c{concurrency}.prof"
+                    cmd += ["--profile-to", str(prof)]
+                done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"run at concurrency {concurrency} failed")
+                run = json.loads(done.stdout.strip().splitlines()[-1])
+                runs.append(run)
+                r = _row(run)
+                print(
+                    f"{r['concurrency']:>5}{r['pages']:>8,}{r['pages_per_s']:>9.1f}"
+                    f"{r['cpu_ms_per_page']:>9.2f}{r['peak_rss_mb']:>8.0f}{r['recrawl_s']:>10.2f}"
+                    f"{r['recrawl_pct']:>7.0f}%{r['recrawl_bytes']:>11,}{r['first_bytes']:>12,}"
+                    f"  {'ok' if r['truth_ok'] else 'MISMATCH ' + json.dumps(run['truth'])}",
+                    flush=True,
+                )
+    medians = {}
+    for concurrency in args.concurrency:
+        rows = [_row(r) for r in runs if r["concurrency"] == concurrency]
+        medians[str(concurrency)] = {
+            key: statistics.median(row[key] for row in rows)
+            for key in ("pages_per_s", "cpu_ms_per_page", "peak_rss_mb", "recrawl_pct")
+        }
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "-profiled" if args.profile else ""  # profiled runs are slower: kept apart
+    path = RESULTS / f"e2e-{args.articles}{suffix}.json"
+    machine = {"python": platform.python_version(), "machine": platform.machine()}
+    payload = {"site": info, "machine": machine, "runs": runs, "medians": medians}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"medians: {json.dumps(medians)}")
+    print(f"written: {path.relative_to(root)}")
+
+
+if __name__ == "__main__":
+    main()

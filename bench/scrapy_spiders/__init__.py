@@ -1,0 +1,1 @@
+"""Scrapy spiders doing crawldex's work on the demo site (bench only: needs Scrapy)."""
