@@ -34,9 +34,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from pipeline.config import Settings
 from pipeline.errors import ExportError
 from pipeline.export import atomic_write_lines, contract_record
@@ -63,46 +60,45 @@ FORMATS = ("jsonl", "csv", "parquet")
 LIST_SEPARATOR = "|"
 FEED_CURSOR_KEY = "feed_seq"
 
-_TS = pa.timestamp("us", tz="UTC")
-_STR_LIST = pa.list_(pa.string())
-# (column, Parquet type) in file order; "derived" date columns come from the string beside them.
-TABLE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("schema_version", pa.int16()),
-    ("kind", pa.string()),
-    ("id", pa.string()),
-    ("url", pa.string()),
-    ("site", pa.string()),
-    ("status", pa.string()),
-    ("title", pa.string()),
-    ("published_at", pa.string()),
-    ("published_date", pa.date32()),
-    ("updated_at", pa.string()),
-    ("updated_date", pa.date32()),
-    ("author", pa.string()),
-    ("comment_count", pa.int64()),
-    ("summary", pa.string()),
-    ("text", pa.string()),
-    ("topics", _STR_LIST),
-    ("listed_in", _STR_LIST),
-    ("language", pa.string()),
-    ("word_count", pa.int64()),
-    ("content_hash", pa.string()),
-    ("name", pa.string()),
-    ("description", pa.string()),
-    ("article_urls", _STR_LIST),
-    ("article_count", pa.int64()),
-    ("first_seen_at", _TS),
-    ("last_seen_at", _TS),
-    ("fetched_at", _TS),
+# (column, Parquet type name: see _arrow_type) in file order; the *_date columns are derived
+# from the string beside them.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "int16"),
+    ("kind", "string"),
+    ("id", "string"),
+    ("url", "string"),
+    ("site", "string"),
+    ("status", "string"),
+    ("title", "string"),
+    ("published_at", "string"),
+    ("published_date", "date32"),
+    ("updated_at", "string"),
+    ("updated_date", "date32"),
+    ("author", "string"),
+    ("comment_count", "int64"),
+    ("summary", "string"),
+    ("text", "string"),
+    ("topics", "list<string>"),
+    ("listed_in", "list<string>"),
+    ("language", "string"),
+    ("word_count", "int64"),
+    ("content_hash", "string"),
+    ("name", "string"),
+    ("description", "string"),
+    ("article_urls", "list<string>"),
+    ("article_count", "int64"),
+    ("first_seen_at", "timestamp"),
+    ("last_seen_at", "timestamp"),
+    ("fetched_at", "timestamp"),
 )
-HISTORY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("article_id", pa.string()),
-    ("url", pa.string()),
-    ("observed_at", _TS),
-    ("field", pa.string()),
-    ("old", pa.string()),  # JSON text in CSV and Parquet (a title, a number, a status)
-    ("new", pa.string()),
-    ("run_id", pa.int64()),
+HISTORY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("article_id", "string"),
+    ("url", "string"),
+    ("observed_at", "timestamp"),
+    ("field", "string"),
+    ("old", "string"),  # JSON text in CSV and Parquet (a title, a number, a status)
+    ("new", "string"),
+    ("run_id", "int64"),
 )
 
 
@@ -190,7 +186,7 @@ def _csv_cell(value: Any) -> str:
 
 def _write_csv(
     out: Path,
-    columns: tuple[tuple[str, pa.DataType], ...],
+    columns: tuple[tuple[str, str], ...],
     rows: Iterable[Mapping[str, Any]],
     cell: Callable[[Any], str],
 ) -> None:
@@ -211,9 +207,13 @@ def _write_csv(
 
 
 def _write_parquet(
-    out: Path, columns: tuple[tuple[str, pa.DataType], ...], rows: list[dict[str, Any]]
+    out: Path, columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]
 ) -> None:
-    schema = pa.schema([pa.field(name, kind) for name, kind in columns])
+    # pyarrow costs ~40 MB of memory to import: only Parquet exports pay for it
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([pa.field(name, _arrow_type(pa, kind)) for name, kind in columns])
     table = pa.Table.from_pylist(rows, schema=schema)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,3 +345,12 @@ def export_history_file(settings: Settings, out: Path, *, fmt: str = "jsonl") ->
     """
     with Store(settings.storage.dir) as store:
         return write_history(store.history.iter_rows(), fmt, out)
+
+
+def _arrow_type(pa: Any, name: str) -> Any:
+    """The pyarrow type of a column type name of ``TABLE_COLUMNS``/``HISTORY_COLUMNS``."""
+    if name == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if name == "list<string>":
+        return pa.list_(pa.string())
+    return getattr(pa, name)()
