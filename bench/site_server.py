@@ -36,7 +36,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.demo import build_site, render_path
 from pipeline.demo.content import DemoSite
 from pipeline.demo.render import http_date
+from pipeline.demo.server import RequestHeaders, not_modified
 
 _LINK = re.compile(rb"""(?:href|src)=["']([^"'#]+)|<loc>([^<]+)</loc>""")
 _NOT_COMPRESSED = ("image/",)
@@ -83,15 +83,12 @@ def _finish(status: int, content_type: str, body: bytes, extra: dict[str, str], 
     return Page(status, headers, body, gzipped)
 
 
-def render(site: DemoSite, base: str, path: str, mod: str | None = None) -> Page:
-    """Render one request target as a finished page (validators and gzip included).
-
-    ``mod`` is ``http_date(site.modified)``, computed once by callers: it scans every article.
-    """
+def render(site: DemoSite, base: str, path: str) -> Page:
+    """Render one request target as a finished page (validators and gzip included)."""
     response = render_path(site, base, path)
     if response is None:
         return Page(400, {"Content-Type": "text/plain"}, b"bad request target\n", None)
-    mod = mod or http_date(site.modified)
+    mod = http_date(site.modified)
     return _finish(
         response.status, response.content_type, response.body, dict(response.headers), mod
     )
@@ -102,10 +99,9 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
     pages: dict[str, Page] = {}
     queue = deque(["/", "/robots.txt", "/sitemap.xml"])
     seen = set(queue)
-    mod = http_date(site.modified)
     while queue:
         path = queue.popleft()
-        page = render(site, base, path, mod)
+        page = render(site, base, path)
         pages[path] = page
         if not page.headers["Content-Type"].startswith(("text/html", "application/xml", "text/")):
             continue
@@ -156,7 +152,6 @@ class SiteServer:
         self.site = site
         self.base = base
         self.pages = prerender(site, base)
-        self.modified = http_date(site.modified)
         self.stats = Stats()
 
     def answer(self, head: bytes, proto: _Protocol) -> bool:
@@ -167,10 +162,10 @@ class SiteServer:
         except ValueError:
             self._send(proto, 400, {"Content-Type": "text/plain"}, b"bad request\n", keep=False)
             return False
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
+        headers = RequestHeaders(
+            (name.strip(), value.strip())
+            for name, _, value in (line.decode("latin-1").partition(":") for line in lines[1:])
+        )
         keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
         if target == "/__stats":
             body = json.dumps(self.stats_dict()).encode()
@@ -179,7 +174,7 @@ class SiteServer:
         page = self.pages.get(target)
         if page is None:
             self.stats.misses += 1
-            page = render(self.site, self.base, target, self.modified)
+            page = render(self.site, self.base, target)
         status, out = page.status, dict(page.headers)
         body = page.gzipped if page.gzipped is not None else page.identity
         if page.gzipped is not None:
@@ -187,7 +182,7 @@ class SiteServer:
                 out["Content-Encoding"] = "gzip"
             else:
                 body = gzip.decompress(page.gzipped)
-        if status == 200 and _not_modified(headers, out):
+        if status == 200 and not_modified(headers, out):
             status, body = 304, b""
             out = {k: out[k] for k in ("ETag", "Last-Modified", "Vary") if k in out}
         self.stats.requests += 1
@@ -227,20 +222,6 @@ class SiteServer:
             "connections": self.stats.connections,
             "pages": len(self.pages),
         }
-
-
-def _not_modified(request: dict[str, str], headers: dict[str, str]) -> bool:
-    if_none_match = request.get("if-none-match")
-    if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or headers["ETag"] in tags
-    since = request.get("if-modified-since")
-    if since is None:
-        return False
-    try:
-        return parsedate_to_datetime(headers["Last-Modified"]) <= parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
 
 
 def page_sizes(pages: dict[str, Page]) -> dict[str, float]:

@@ -113,10 +113,14 @@ class DemoSite:
     now: datetime = ANCHOR
     _articles: dict[str, DemoArticle] = field(init=False, repr=False, compare=False)
     _topics: dict[str, DemoTopic] = field(init=False, repr=False, compare=False)
+    _modified: datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_articles", {a.slug: a for a in self.articles})
         object.__setattr__(self, "_topics", {t.slug: t for t in self.topics})
+        # the site is immutable: its last change is found once, not per request
+        newest = max((a.modified for a in self.articles), default=self.now)
+        object.__setattr__(self, "_modified", newest)
 
     def article(self, slug: str) -> DemoArticle | None:
         """The article with this slug, or None."""
@@ -151,7 +155,7 @@ class DemoSite:
     @property
     def modified(self) -> datetime:
         """The site's last change: the newest article date, or ``now`` without articles."""
-        return max((a.modified for a in self.articles), default=self.now)
+        return self._modified
 
     def with_article(self, article: DemoArticle) -> DemoSite:
         """A copy with ``article`` added, or replacing the article of the same slug.

@@ -292,7 +292,7 @@ def _finish(
             body = gzip.compress(body, mtime=0)
             headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(body))  # for a 304 or HEAD: what a GET would get
-    if response.status == 200 and _not_modified(request.headers, headers):
+    if response.status == 200 and not_modified(request.headers, headers):
         kept = ("ETag", "Last-Modified", "Vary", "Content-Length")
         return 304, {k: headers[k] for k in kept if k in headers}, b""
     return response.status, headers, body
@@ -311,7 +311,7 @@ def _accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
-def _not_modified(request: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+def not_modified(request: Mapping[str, str], headers: Mapping[str, str]) -> bool:
     """RFC 9110 evaluation: If-None-Match wins; else If-Modified-Since against Last-Modified."""
     if_none_match = request.get("If-None-Match")
     if if_none_match is not None:
