@@ -3,16 +3,16 @@
 The contract is versioned by ``SCHEMA_VERSION``: fields are only ever added within a version
 (consumers must ignore unknown fields); renaming, removing or retyping a field bumps it. The JSON
 Schema (``crawldex schema``) is generated from the models below, and every exported record is
-validated against them before it is written. Writes are atomic: a temporary file in the target
-folder, fsynced, then renamed over the target, so a reader never sees half a file.
+validated against them before it is written (the writers are in ``pipeline.feed``). Writes are
+atomic: a temporary file in the target folder, fsynced, then renamed over the target, so a reader
+never sees half a file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,6 @@ __all__ = [
     "TopicOut",
     "contract_record",
     "json_schema",
-    "write_jsonl",
 ]
 
 SCHEMA_VERSION = 1
@@ -155,24 +154,6 @@ class ExportStats:
     records: int
     articles: int
     topics: int
-
-
-def write_jsonl(records: Iterable[Mapping[str, Any]], out: Path) -> ExportStats:
-    """Write contract records as JSON Lines to ``out`` atomically (``-`` is not accepted here).
-
-    Raises:
-        ExportError: a record breaks the contract (nothing is written), or writing fails.
-    """
-    counts = {"article": 0, "topic": 0}
-
-    def lines() -> Iterator[str]:
-        for raw in records:
-            record = contract_record(raw)
-            counts[record["kind"]] += 1
-            yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-    atomic_write_lines(out, lines())
-    return ExportStats(out, counts["article"] + counts["topic"], counts["article"], counts["topic"])
 
 
 def atomic_write_lines(out: Path, lines: Iterable[str]) -> None:

@@ -12,11 +12,10 @@ status, reindex, inspecting one page).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,8 +28,9 @@ from pipeline.errors import (
     ExtractError,
     StoreError,
 )
-from pipeline.export import ExportStats, contract_record, write_jsonl
+from pipeline.export import ExportStats, contract_record
 from pipeline.extract import extract
+from pipeline.feed import export_file
 from pipeline.fetch import decode_html, fetch_page, make_client
 from pipeline.models import (
     Fetched,
@@ -121,19 +121,16 @@ def _choose_sites(settings: Settings, names: Sequence[str] | None) -> list[SiteC
 def export_records(
     settings: Settings, out: Path, *, kind: str | None = None, site: str | None = None
 ) -> ExportStats:
-    """Export every record of the store (articles, then topics) as JSON Lines to ``out``.
+    """Export every record of the store as JSON Lines to ``out``, in change order.
+
+    The full export of ``crawldex export`` (``pipeline.feed.export_file``), counted.
 
     Raises:
         ExportError: a record breaks the contract, or ``out`` cannot be written.
         StoreError: the store cannot be opened.
     """
-    with Store(settings.storage.dir) as store:
-        records: list[Iterable[dict[str, Any]]] = []
-        if kind in (None, "article"):
-            records.append(store.records.iter_articles(site=site))
-        if kind in (None, "topic"):
-            records.append(store.records.iter_topics(site=site))
-        return write_jsonl(itertools.chain.from_iterable(records), out)
+    counts, _cursor = export_file(settings, out, fmt="jsonl", kind=kind, site=site)
+    return ExportStats(out, counts["article"] + counts["topic"], counts["article"], counts["topic"])
 
 
 def store_status(settings: Settings, *, runs: int = 5) -> dict[str, Any]:
