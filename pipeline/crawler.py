@@ -114,6 +114,7 @@ class Crawler:
         report: RunReport,
         progress: Callable[[Progress], None] | None,
         stop: threading.Event,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         crawl = settings.crawl
         self.settings = settings
@@ -138,7 +139,8 @@ class Crawler:
         self.skipped: Counter[str] = Counter()
         self.done = 0
         self.delays_checked: set[str] = set()
-        self.recrawl: Recrawl  # set by run_once (recrawl policy: watermark, refetch intervals)
+        # the recrawl policy (listing watermark, refetch intervals) on the run's clock
+        self.recrawl = Recrawl(crawl, store.recrawl, canonical=self.frontier.canonical, clock=clock)
 
     async def crawl(self) -> None:
         with self.store.transaction():

@@ -38,7 +38,6 @@ from pipeline.models import (
 )
 from pipeline.normalize import normalize
 from pipeline.postrun import finish_outputs
-from pipeline.recrawl import Recrawl
 from pipeline.store import DirectoryLock, Store, store_path
 from pipeline.sync import SyncReport, sync_index
 
@@ -87,12 +86,8 @@ def run_once(
         report.run_id = store.start_run(report.sites, now_utc())
         seq_before = store.max_seq()
         started = time.monotonic()
-        crawler = Crawler(settings, chosen, store, report, progress, stop or threading.Event())
-        crawler.recrawl = Recrawl(
-            settings.crawl,
-            store.recrawl,
-            canonical=crawler.frontier.canonical,
-            clock=clock or now_utc,
+        crawler = Crawler(
+            settings, chosen, store, report, progress, stop or threading.Event(), clock or now_utc
         )
         try:
             asyncio.run(crawler.crawl())
