@@ -1,11 +1,11 @@
-"""Fetch stage: URLs in, decoded HTML out. The only module that imports httpx.
+"""Fetch stage: URLs in, decoded HTML out. The only module that imports httpx2.
 
-``make_client`` builds the one ``httpx.AsyncClient`` of a run; ``fetch_page`` turns a ``Target``
+``make_client`` builds the one ``httpx2.AsyncClient`` of a run; ``fetch_page`` turns a ``Target``
 into a ``Fetched`` (or raises a ``FetchError``/``PageSkipped``), handling what servers do:
-redirects checked hop by hop against the scope, a whole-response deadline on top of httpx's
+redirects checked hop by hop against the scope, a whole-response deadline on top of httpx2's
 connect/read timeouts, a size cap applied after decompression, non-HTML skipped before its body
 is read, conditional GET, bounded retries with exponential backoff and jitter, Retry-After.
-Bytes are decoded here (BOM, HTTP header, ``<meta>`` prescan, detection): httpx does not look at
+Bytes are decoded here (BOM, HTTP header, ``<meta>`` prescan, detection): httpx2 does not look at
 ``<meta charset>`` and selectolax must get ``str``.
 """
 
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
-import httpx
+import httpx2
 from charset_normalizer import from_bytes
 
 from pipeline.config import CrawlSettings
@@ -46,7 +46,7 @@ _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
 )
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not httpx's is_redirect: it counts 304
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not httpx2's is_redirect: it counts 304
 _MAX_RETRY_AFTER_WAIT = 60.0  # longer Retry-After: give up on the URL now, the host is backed off
 
 Scope = Callable[[str], str | None]
@@ -54,19 +54,19 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 def make_client(
-    settings: CrawlSettings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+    settings: CrawlSettings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> httpx2.AsyncClient:
     """The HTTP client of one run: our User-Agent, timeouts, pool sized to the concurrency.
 
     Args:
         settings: the crawl settings.
-        transport: another transport (tests pass ``httpx.MockTransport``).
+        transport: another transport (tests pass ``httpx2.MockTransport``).
     """
-    limits = httpx.Limits(
+    limits = httpx2.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
-    timeout = httpx.Timeout(settings.timeout, connect=settings.timeout)
-    return httpx.AsyncClient(
+    timeout = httpx2.Timeout(settings.timeout, connect=settings.timeout)
+    return httpx2.AsyncClient(
         headers={
             "User-Agent": settings.user_agent,
             "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
@@ -81,19 +81,19 @@ def make_client(
 
 
 async def fetch_robots(
-    client: httpx.AsyncClient, url: str, *, settings: CrawlSettings
+    client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings
 ) -> RobotsResponse:
     """GET a robots.txt (capped at 500 KiB, redirects followed); status 0 when unreachable."""
     try:
         async with asyncio.timeout(settings.deadline):
             response = await client.get(url, follow_redirects=True)
-    except (httpx.HTTPError, TimeoutError) as exc:
+    except (httpx2.HTTPError, TimeoutError) as exc:
         logger.info("robots.txt %s unreachable: %s", url, exc)
         return RobotsResponse(status=0)
     return RobotsResponse(status=response.status_code, body=response.content[:512_000])
 
 
-async def fetch_sitemap(client: httpx.AsyncClient, url: str, *, settings: CrawlSettings) -> bytes:
+async def fetch_sitemap(client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings) -> bytes:
     """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``).
 
     Raises:
@@ -107,12 +107,12 @@ async def fetch_sitemap(client: httpx.AsyncClient, url: str, *, settings: CrawlS
             if response.status_code != 200:
                 raise _bad_status(response, url)
             return await _read_capped(response, url, settings.max_bytes)
-    except (httpx.HTTPError, TimeoutError) as exc:
+    except (httpx2.HTTPError, TimeoutError) as exc:
         raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
 
 
 async def fetch_page(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     target: Target,
     *,
     settings: CrawlSettings,
@@ -164,7 +164,7 @@ async def fetch_page(
 
 
 async def _fetch_once(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     target: Target,
     *,
     settings: CrawlSettings,
@@ -188,14 +188,14 @@ async def _fetch_once(
             "raise crawl.deadline in the config if the site is just slow",
             url=target.url,
         ) from None
-    except httpx.TimeoutException as exc:
+    except httpx2.TimeoutException as exc:
         raise FetchTimeout(
             f"timed out after {settings.timeout:g}s fetching {target.url} ({type(exc).__name__}); "
             "raise crawl.timeout in the config if the site is just slow",
             url=target.url,
         ) from exc
-    except (httpx.TransportError, httpx.DecodingError) as exc:
-        transient = not isinstance(exc, httpx.UnsupportedProtocol | httpx.DecodingError)
+    except (httpx2.TransportError, httpx2.DecodingError) as exc:
+        transient = not isinstance(exc, httpx2.UnsupportedProtocol | httpx2.DecodingError)
         raise FetchError(
             f"fetching {target.url} failed: {type(exc).__name__}: {exc}",
             url=target.url,
@@ -204,7 +204,7 @@ async def _fetch_once(
 
 
 async def _follow(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     target: Target,
     *,
     settings: CrawlSettings,
@@ -222,8 +222,8 @@ async def _follow(
                     url = _next_hop(url, response, seen, scope)
                     continue
                 return await _read(response, target, url, settings=settings, started=started)
-        except httpx.InvalidURL as exc:
-            # httpx parses a redirect's Location eagerly (for response.next_request), so a
+        except httpx2.InvalidURL as exc:
+            # httpx2 parses a redirect's Location eagerly (for response.next_request), so a
             # `javascript:` or otherwise unusable Location fails before _next_hop can judge it;
             # our own URLs are canonical http(s), so this is always the server's Location.
             raise PageSkipped("redirect_out_of_scope", url=url, detail=str(exc)) from exc
@@ -235,7 +235,7 @@ async def _follow(
     )
 
 
-def _next_hop(url: str, response: httpx.Response, seen: set[str], scope: Scope) -> str:
+def _next_hop(url: str, response: httpx2.Response, seen: set[str], scope: Scope) -> str:
     location = response.headers.get("location")
     if not location:
         raise BadStatus(
@@ -261,7 +261,7 @@ def _conditional_headers(validators: Validators | None) -> dict[str, str]:
 
 
 async def _read(
-    response: httpx.Response, target: Target, url: str, *, settings: CrawlSettings, started: float
+    response: httpx2.Response, target: Target, url: str, *, settings: CrawlSettings, started: float
 ) -> Fetched:
     now = datetime.now(UTC)
     validators = Validators(
@@ -301,7 +301,7 @@ async def _read(
     )
 
 
-def _bad_status(response: httpx.Response, url: str) -> BadStatus:
+def _bad_status(response: httpx2.Response, url: str) -> BadStatus:
     status = response.status_code
     retry_after = (
         parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
@@ -309,7 +309,7 @@ def _bad_status(response: httpx.Response, url: str) -> BadStatus:
     return BadStatus(f"HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
 
 
-async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> bytes:
     """The decompressed body, stopping as soon as it passes ``max_bytes`` (a gzip bomb included)."""
     declared = response.headers.get("content-length")
     if (

@@ -1,4 +1,4 @@
-"""Fetch: error mapping, retries, redirects, size caps and decoding, with httpx.MockTransport."""
+"""Fetch: error mapping, retries, redirects, size caps and decoding, with httpx2.MockTransport."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import gzip
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import pytest
 
 from pipeline.config import CrawlSettings
@@ -19,7 +19,7 @@ TARGET = Target(url="http://site.test/a/", site="s")
 
 
 def run_fetch(
-    handler: Callable[[httpx.Request], httpx.Response],
+    handler: Callable[[httpx2.Request], httpx2.Response],
     *,
     settings: CrawlSettings | None = None,
     scope=lambda url: None,
@@ -33,7 +33,7 @@ def run_fetch(
         waits.append(seconds)
 
     async def go():
-        async with make_client(settings, transport=httpx.MockTransport(handler)) as client:
+        async with make_client(settings, transport=httpx2.MockTransport(handler)) as client:
             return await fetch_page(
                 client,
                 target,
@@ -46,8 +46,8 @@ def run_fetch(
     return asyncio.run(go()), waits
 
 
-def html_response(body: bytes = HTML, status: int = 200, **headers: str) -> httpx.Response:
-    return httpx.Response(
+def html_response(body: bytes = HTML, status: int = 200, **headers: str) -> httpx2.Response:
+    return httpx2.Response(
         status, content=body, headers={"content-type": "text/html; charset=utf-8", **headers}
     )
 
@@ -65,11 +65,11 @@ def test_ok_page_is_decoded_and_carries_validators():
 
 
 def test_user_agent_and_conditional_headers_are_sent():
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx.Response(304)
+        return httpx2.Response(304)
 
     fetched, _ = run_fetch(
         handler, validators=Validators(etag='"v1"', last_modified="Sat, 01 Nov 2025 09:30:00 GMT")
@@ -143,7 +143,7 @@ def test_parse_retry_after_http_date():
 
 def test_timeout_maps_to_fetch_timeout_with_a_hint():
     def handler(request):
-        raise httpx.ReadTimeout("slow", request=request)
+        raise httpx2.ReadTimeout("slow", request=request)
 
     with pytest.raises(FetchTimeout, match=r"crawl\.timeout"):
         run_fetch(handler, settings=CrawlSettings(retries=0))
@@ -154,7 +154,7 @@ def test_connect_error_is_transient_fetch_error():
 
     def handler(request):
         calls.append(1)
-        raise httpx.ConnectError("refused", request=request)
+        raise httpx2.ConnectError("refused", request=request)
 
     with pytest.raises(FetchError) as info:
         run_fetch(handler, settings=CrawlSettings(retries=1, backoff=0.0))
@@ -165,7 +165,7 @@ def test_connect_error_is_transient_fetch_error():
 def test_non_html_is_skipped():
     with pytest.raises(PageSkipped) as info:
         run_fetch(
-            lambda r: httpx.Response(
+            lambda r: httpx2.Response(
                 200, content=b"%PDF", headers={"content-type": "application/pdf"}
             )
         )
@@ -175,7 +175,7 @@ def test_non_html_is_skipped():
 def test_redirect_in_scope_is_followed_and_final_url_reported():
     def handler(request):
         if request.url.path == "/a/":
-            return httpx.Response(301, headers={"location": "/b/"})
+            return httpx2.Response(301, headers={"location": "/b/"})
         return html_response()
 
     fetched, _ = run_fetch(handler)
@@ -184,7 +184,7 @@ def test_redirect_in_scope_is_followed_and_final_url_reported():
 
 def test_redirect_out_of_scope_is_skipped():
     def handler(request):
-        return httpx.Response(302, headers={"location": "http://elsewhere.test/x"})
+        return httpx2.Response(302, headers={"location": "http://elsewhere.test/x"})
 
     scope = lambda url: None if "site.test" in url else "host"  # noqa: E731
     with pytest.raises(PageSkipped) as info:
@@ -195,7 +195,7 @@ def test_redirect_out_of_scope_is_skipped():
 def test_redirect_loop_is_detected():
     def handler(request):
         nxt = "/b/" if request.url.path == "/a/" else "/a/"
-        return httpx.Response(302, headers={"location": nxt})
+        return httpx2.Response(302, headers={"location": nxt})
 
     with pytest.raises(FetchError, match="redirect loop"):
         run_fetch(handler)
@@ -205,7 +205,7 @@ def test_body_over_max_bytes_is_refused_even_when_gzipped():
     bomb = gzip.compress(b"<p>" + b"a" * 200_000)
 
     def handler(request):
-        return httpx.Response(
+        return httpx2.Response(
             200, content=bomb, headers={"content-type": "text/html", "content-encoding": "gzip"}
         )
 
