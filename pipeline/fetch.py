@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import logging
 import random
 import re
@@ -362,15 +363,13 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
         if body.startswith(bom):
             return body[len(bom) :].decode(name, errors="replace"), name
     header = _HEADER_CHARSET.search(content_type)
-    meta = _META_CHARSET.search(body[:4096])
-    for label in (
-        header.group(1) if header else None,
-        meta.group(1).decode("ascii", "replace") if meta else None,
-    ):
-        codec = _codec_name(label)
-        if codec is not None:
-            return body.decode(codec, errors="replace"), codec
-    try:
+    codec = _codec_name(header.group(1)) if header else None
+    if codec is None:  # the <meta> prescan only when the header names no usable charset
+        meta = _META_CHARSET.search(body, 0, 4096)
+        codec = _codec_name(meta.group(1).decode("ascii", "replace")) if meta else None
+    if codec is not None:
+        return body.decode(codec, errors="replace"), codec
+    try:  # detection only for pages that declare nothing and are not valid UTF-8
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         name = _detect(body[:65536])
@@ -390,6 +389,7 @@ def _detect(sample: bytes) -> str:
     return _codec_name(best.encoding) or "cp1252"
 
 
+@functools.lru_cache(maxsize=256)  # a handful of labels, looked up for every page
 def _codec_name(label: str | None) -> str | None:
     """Python's codec for an encoding label; latin-1/ascii mean windows-1252 on the web (WHATWG)."""
     if not label:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
+from pipeline import fetch as fetch_module
 from pipeline.config import CrawlSettings
 from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, TooLarge
 from pipeline.fetch import decode_html, fetch_page, make_client, parse_retry_after
@@ -244,12 +245,47 @@ def test_body_over_max_bytes_is_refused_even_when_gzipped():
             "<p>ok</p>",
             "utf-8",
         ),
+        (
+            b'<meta charset="utf-8"><p>\xcf\xf0\xe8</p>',
+            "text/html; charset=windows-1251",
+            "При",
+            "cp1251",
+        ),  # the header wins over <meta>
+        (
+            b'<meta charset="windows-1251"><p>\xcf\xf0\xe8</p>',
+            "text/html; charset=bogus",
+            "При",
+            "cp1251",
+        ),  # an unusable header label falls back to <meta>
+        (
+            b"<p>" + b"x" * 4096 + b'</p><meta charset="koi8-r"><p>caf\xc3\xa9</p>',
+            "text/html",
+            "café",
+            "utf-8",
+        ),  # <meta> past the first 4 KiB is not a declaration
     ],
 )
 def test_decode_html_order(body, content_type, expected, encoding):
     text, used = decode_html(body, content_type)
     assert expected in text
     assert used == encoding
+
+
+def test_decode_html_detects_only_when_nothing_is_declared(monkeypatch):
+    detected: list[bytes] = []
+
+    def detect(sample: bytes) -> str:
+        detected.append(sample)
+        return "cp1252"
+
+    monkeypatch.setattr(fetch_module, "_detect", detect)
+    latin = b"<p>caf\xe9 cr\xe8me br\xfbl\xe9e</p>"
+    assert decode_html(latin, "text/html; charset=windows-1252")[1] == "cp1252"
+    assert decode_html(b'<meta charset="windows-1252">' + latin, "text/html")[1] == "cp1252"
+    assert decode_html("<p>café</p>".encode(), "text/html")[1] == "utf-8"
+    assert detected == []
+    text, used = decode_html(latin, "text/html")
+    assert (text, used, detected) == ("<p>café crème brûlée</p>", "cp1252", [latin])
 
 
 def test_decode_html_never_raises_on_invalid_bytes():
