@@ -5,7 +5,7 @@ text (no traceback unless ``--debug``)::
 
     PipelineError          base class: `except PipelineError` catches everything of ours
     ├── ConfigError        names the file and key
-    ├── FetchError         .url; wraps httpx errors
+    ├── FetchError         .url; wraps httpx2 errors
     │   ├── FetchTimeout   connect/read timeout or the whole-response deadline
     │   ├── BadStatus      .status, .retry_after: an HTTP status we do not store (4xx/5xx)
     │   └── TooLarge       the body passed crawl.max_bytes (after decompression too)
