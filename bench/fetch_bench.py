@@ -187,7 +187,7 @@ def child(client: str, urls_file: Path, concurrency: int) -> dict[str, Any]:
         if module is not None:
             versions[name] = getattr(module, "__version__", "?")
     result.update(client=client, versions=versions)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # No peak RSS here: a forked child's ru_maxrss starts at its parent's, which holds the site.
     return result
 
 
