@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -316,7 +316,7 @@ class RecordTable:
     # -- reads -------------------------------------------------------------------------------
     def iter_articles(
         self, *, since_seq: int = 0, site: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, None]:
         """Articles in the export contract's shape, ordered by ``seq`` (change order)."""
         for row in self._changed_rows("articles", since_seq, site):
             yield self._article_out(row)
