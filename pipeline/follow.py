@@ -12,17 +12,22 @@ advances the store's index watermark (``pipeline.sync``'s ``index_seq``) after e
 the sync at the end of the run has only the tail left, and a crash anywhere (of the crawl, of
 the child, or both) loses nothing: the next sync re-applies from the watermark and repairs the
 rest. The child exits when asked, after its current batch, and on its own when its parent dies.
+
+The child is ``python -m pipeline.follow`` with the settings on its stdin, not a
+``multiprocessing`` child: a spawned one re-imports the caller's ``__main__``, which re-runs any
+script that calls ``run_once`` without an ``if __name__ == "__main__"`` guard.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import subprocess
+import sys
+import threading
 import time
-from contextlib import closing, suppress
+from contextlib import closing
 from itertools import islice
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import IO
 
 import index as search_index
 from pipeline.config import Settings
@@ -33,7 +38,7 @@ __all__ = ["IndexFollower"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between the child's looks at the store when it has no full batch to apply.
+#: Seconds between the child's looks at the store when it has no whole batch to apply.
 POLL_SECONDS = 0.5
 #: Pages between the crawl's cheap checks of whether the child is worth starting.
 _CHECK_EVERY = 32
@@ -52,13 +57,17 @@ class IndexFollower:
         self.store = store
         self.enabled = settings.index.during_crawl
         self._pokes = 0
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, once started."""
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
         """True while the child process is alive."""
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and self._process.poll() is None
 
     def poke(self) -> None:
         """Start the child if it is not running and a whole batch of changes waits for it."""
@@ -75,17 +84,16 @@ class IndexFollower:
         """Start the child process now."""
         if self._process is not None:
             return
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded, asyncio parent
-        parent_end, child_end = context.Pipe()
-        self._process = context.Process(
-            target=_follow,
-            args=(self.settings, child_end, logging.getLogger().getEffectiveLevel()),
-            name="crawldex-index",
-            daemon=True,
+        level = str(logging.getLogger().getEffectiveLevel())
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.follow", level],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        self._process.start()
-        child_end.close()
-        self._conn = parent_end
+        assert self._process.stdin is not None
+        self._process.stdin.write(self.settings.model_dump_json() + "\n")
+        self._process.stdin.flush()
         logger.info("indexing beside the crawl in process %s", self._process.pid)
 
     def stop(self) -> int:
@@ -93,49 +101,35 @@ class IndexFollower:
 
         Safe to call when the child never started or already died.
         """
-        process, conn = self._process, self._conn
-        if process is None or conn is None:
+        process = self._process
+        if process is None:
             return 0
-        written = 0
         try:
-            conn.send("stop")
-            if conn.poll(None):
-                written = int(conn.recv())
-        except (EOFError, OSError, ValueError):  # the child died: the final sync repairs
-            logger.warning("the index process ended early; the final sync catches up")
-        process.join()
-        conn.close()
-        self._process = self._conn = None
-        return written
+            out, _ = process.communicate("stop\n")  # closes its stdin too
+        except (BrokenPipeError, ValueError):  # it died: the final sync repairs
+            out = ""
+            process.wait()
+        if process.returncode != 0:
+            logger.warning(
+                "the index process ended with %s; the final sync catches up", process.returncode
+            )
+        self._process = None
+        try:
+            return int(out.split()[-1])
+        except (IndexError, ValueError):
+            return 0
 
 
-def _follow(settings: Settings, conn: Connection, log_level: int) -> None:
-    """The child: apply whole batches of the store's changes until told to stop."""
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    parent = multiprocessing.parent_process()
-    watch: list[Any] = [conn] + ([parent.sentinel] if parent is not None else [])
+def _follow(settings: Settings, stop: threading.Event) -> int:
+    """Apply whole batches of the store's changes until ``stop`` is set; return how many."""
     written = 0
-    try:
-        with Store(settings.storage.dir) as store:
-            while True:
-                if not _stop_requested(conn):
-                    applied = _apply_batch(store, settings)
-                    written += applied
-                    if applied:
-                        continue  # more may be waiting; the stop check runs between batches
-                if wait(watch, timeout=POLL_SECONDS):
-                    break  # stop asked, or the parent died (its sentinel is ready)
-    except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the final sync catches up
-        logger.warning("indexing beside the crawl stopped: %s; the final sync catches up", exc)
-    with suppress(OSError):  # the parent is gone
-        conn.send(written)
-
-
-def _stop_requested(conn: Connection) -> bool:
-    try:
-        return bool(conn.poll())
-    except (EOFError, OSError):
-        return True
+    with Store(settings.storage.dir) as store:
+        while not stop.is_set():
+            applied = _apply_batch(store, settings)
+            written += applied
+            if not applied:
+                stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
+    return written
 
 
 def _apply_batch(store: Store, settings: Settings) -> int:
@@ -151,3 +145,32 @@ def _apply_batch(store: Store, settings: Settings) -> int:
     store.set_meta(WATERMARK_KEY, str(batch[-1]["seq"]))
     logger.debug("indexed %s changes in %.2fs", len(batch), time.perf_counter() - started)
     return len(batch)
+
+
+def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
+    """Set ``stop`` on a line or on end of file: the crawl asked, or it died (its end closed)."""
+    stream.readline()
+    stop.set()
+
+
+def main(argv: list[str]) -> int:
+    """The child's entry point: settings on the first stdin line, then anything means stop."""
+    logging.basicConfig(
+        level=int(argv[0]) if argv else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    stop = threading.Event()
+    written = 0
+    try:
+        settings = Settings.model_validate_json(sys.stdin.readline())
+        threading.Thread(target=_watch_stdin, args=(sys.stdin, stop), daemon=True).start()
+        written = _follow(settings, stop)
+    except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the final sync catches up
+        logger.warning("indexing beside the crawl stopped: %s; the final sync catches up", exc)
+    sys.stdout.write(f"{written}\n")  # the protocol's answer: documents written
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

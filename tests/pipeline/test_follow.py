@@ -120,7 +120,7 @@ _KILL_THE_PARENT = textwrap.dedent(
     )
     follower = IndexFollower(settings, Store(settings.storage.dir))
     follower.start()
-    print(follower._process.pid, flush=True)
+    print(follower.pid, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
