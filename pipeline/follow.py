@@ -7,13 +7,13 @@ mode: a reader never blocks the crawl's writes) and applies finished batches of 
 to the index while the crawl goes on, on the second core.
 
 It starts only once a crawl has stored a batch of changes not yet indexed (``index.batch_size``),
-so a small crawl never pays the start-up of a process. It applies whole batches only, and
-advances the store's index watermark (``pipeline.sync``'s ``index_seq``) after each commit, so
-the sync at the end of the run has only the tail left, and a crash anywhere (of the crawl, of
-the child, or both) loses nothing: the next sync re-applies from the watermark and repairs the
-rest. The child exits when asked, after its current batch, and on its own when its parent dies.
+so a small crawl never pays the start-up of a process. It applies whole batches of articles
+whose page has been fetched, in change order, and leaves the store's index watermark to the
+sync at the end of the run, which skips what the child already indexed (same content hash) and
+applies the rest; so a crash anywhere (of the crawl, of the child, or both) loses nothing.
+The child exits when asked, after its current batch, and on its own when its parent dies.
 
-The child is ``python -m pipeline.follow`` with the settings on its stdin, not a
+The child is a ``python`` running ``main`` here with the settings on its stdin, not a
 ``multiprocessing`` child: a spawned one re-imports the caller's ``__main__``, which re-runs any
 script that calls ``run_once`` without an ``if __name__ == "__main__"`` guard.
 """
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between the child's looks at the store when it has no whole batch to apply.
 POLL_SECONDS = 0.5
+#: The child's program: ``main`` below (``-m pipeline.follow`` would import this module twice).
+_CHILD = "import sys; from pipeline.follow import main; sys.exit(main(sys.argv[1:]))"
 #: Pages between the crawl's cheap checks of whether the child is worth starting.
 _CHECK_EVERY = 32
 
@@ -86,7 +88,7 @@ class IndexFollower:
             return
         level = str(logging.getLogger().getEffectiveLevel())
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.follow", level],
+            [sys.executable, "-c", _CHILD, level],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -124,27 +126,32 @@ def _follow(settings: Settings, stop: threading.Event) -> int:
     """Apply whole batches of the store's changes until ``stop`` is set; return how many."""
     written = 0
     with Store(settings.storage.dir) as store:
+        cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
         while not stop.is_set():
-            applied = _apply_batch(store, settings)
+            applied, cursor = _apply_batch(store, settings, cursor)
             written += applied
             if not applied:
                 stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
     return written
 
 
-def _apply_batch(store: Store, settings: Settings) -> int:
-    """Apply the next whole batch of changed articles; return how many (0: no whole batch yet)."""
+def _apply_batch(store: Store, settings: Settings, cursor: int) -> tuple[int, int]:
+    """Apply the next whole batch of fetched articles changed after ``cursor``.
+
+    Returns:
+        How many were applied (0: no whole batch yet) and the new cursor.
+    """
     size = settings.index.batch_size
-    watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
-    with closing(store.records.iter_articles(since_seq=watermark)) as changed:
+    # Articles known only from a listing card wait for their page: indexing them twice (card,
+    # then page a moment later) doubled the work of a first crawl, which lists before it reads.
+    with closing(store.records.iter_articles(since_seq=cursor, fetched_only=True)) as changed:
         batch = list(islice(changed, size))
     if len(batch) < size:
-        return 0
+        return 0, cursor
     started = time.perf_counter()
     search_index.apply_changes(index_dir(settings), batch, batch_size=size)
-    store.set_meta(WATERMARK_KEY, str(batch[-1]["seq"]))
     logger.debug("indexed %s changes in %.2fs", len(batch), time.perf_counter() - started)
-    return len(batch)
+    return len(batch), int(batch[-1]["seq"])
 
 
 def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
@@ -170,7 +177,3 @@ def main(argv: list[str]) -> int:
     sys.stdout.write(f"{written}\n")  # the protocol's answer: documents written
     sys.stdout.flush()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
