@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from index.query import FIELD_ALIASES
-from index.schema import SCHEMA_VERSION
+from index.schema import SCHEMA_VERSION, is_indexable
 from index.search import MARK_END, MARK_START, Hit, SearchResults, SortOrder, search
 from index.writer import (
     DEFAULT_BATCH_SIZE,
@@ -42,6 +42,7 @@ __all__ = [
     "doc_count",
     "indexed_hashes",
     "indexed_ids",
+    "is_indexable",
     "open_or_create",
     "rebuild",
     "search",

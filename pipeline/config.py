@@ -208,6 +208,11 @@ class IndexSettings(_Section):
     """The full-text search index."""
 
     batch_size: int = Field(500, ge=1, description="Records written to the index per commit.")
+    during_crawl: bool = Field(
+        True,
+        description="Index in a second process while the crawl runs, once a batch of changes "
+        "waits (uses a second core); false indexes after the crawl.",
+    )
 
 
 FeedFormat = Literal["jsonl", "csv", "parquet"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -47,6 +48,7 @@ __all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
 logger = logging.getLogger(__name__)
 
 GONE_STATUSES = (404, 410)
+_QUEUED_EVERY = 0.25  # seconds between counts of the queue for progress
 _MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 
 
@@ -139,6 +141,8 @@ class Crawler:
         self.skipped: Counter[str] = Counter()
         self.done = 0
         self.delays_checked: set[str] = set()
+        self._queued_at = float("-inf")
+        self._queued_count = 0
         # the recrawl policy (listing watermark, refetch intervals) on the run's clock
         self.recrawl = Recrawl(crawl, store.recrawl, canonical=self.frontier.canonical, clock=clock)
 
@@ -301,9 +305,18 @@ class Crawler:
                 self.gate.finished(host)
         self.done += 1
         if self.progress is not None:
-            self.progress(
-                Progress(target.url, outcome, self.done, self.store.queue.count(list(self.sites)))
-            )
+            self.progress(Progress(target.url, outcome, self.done, self._queued()))
+
+    def _queued(self) -> int:
+        """URLs left in the queue, for progress: counted at most every ``_QUEUED_EVERY`` s.
+
+        A COUNT over the queue per page cost more than storing the page on a large crawl.
+        """
+        now = time.monotonic()
+        if now - self._queued_at >= _QUEUED_EVERY:
+            self._queued_count = self.store.queue.count(list(self.sites))
+            self._queued_at = now
+        return self._queued_count
 
     async def _apply_crawl_delay(self, host: str, url: str) -> None:
         if host in self.delays_checked:

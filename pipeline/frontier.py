@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache, partial
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -26,6 +27,7 @@ __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason
 
 logger = logging.getLogger(__name__)
 
+_CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
 _SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
@@ -119,10 +121,15 @@ class Frontier:
         self._query_variants: dict[str, set[str]] = {}
         self.cycles: dict[str, int] = {}
         self.dropped: Counter[str] = Counter()
+        # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
+        # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
+        self._canonical = lru_cache(maxsize=_CANONICAL_CACHE)(
+            partial(canonicalize_url, strip_params=self.strip_params)
+        )
 
     def canonical(self, url: str) -> str:
         """``url`` in canonical form with this crawl's tracking parameters removed."""
-        return canonicalize_url(url, self.strip_params)
+        return self._canonical(url)
 
     def start(self, now: datetime) -> dict[str, bool]:
         """Resume each site's unfinished cycle or begin a new one with its start URLs.

@@ -32,6 +32,7 @@ from pipeline.export import ExportStats, contract_record
 from pipeline.extract import extract
 from pipeline.feed import export_file
 from pipeline.fetch import decode_html, fetch_page, make_client
+from pipeline.follow import IndexFollower
 from pipeline.models import (
     Fetched,
     Target,
@@ -86,14 +87,22 @@ def run_once(
         report.run_id = store.start_run(report.sites, now_utc())
         seq_before = store.max_seq()
         started = time.monotonic()
+        follower = IndexFollower(settings, store)
+
+        def on_page(page: Progress) -> None:
+            follower.poke()
+            if progress is not None:
+                progress(page)
+
         crawler = Crawler(
-            settings, chosen, store, report, progress, stop or threading.Event(), clock or now_utc
+            settings, chosen, store, report, on_page, stop or threading.Event(), clock or now_utc
         )
         try:
             asyncio.run(crawler.crawl())
         finally:
+            during_crawl = follower.stop()
             report.changes = store.changes_between(seq_before, store.max_seq())
-            report.index = sync_index(store, settings).to_dict()
+            report.index = sync_index(store, settings).to_dict() | {"during_crawl": during_crawl}
             finish_outputs(settings, store, report)  # change feed, drift, watches
             report.seconds = round(time.monotonic() - started, 3)
             report.finished_at = now_utc().isoformat()

@@ -87,9 +87,11 @@ def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int)
     seconds = 0.0
     mode = "none"
     if upto > watermark:
-        stats = search_index.apply_changes(
-            path, store.records.iter_articles(since_seq=watermark), batch_size=batch_size
+        have = search_index.indexed_hashes(path)
+        changed = (
+            r for r in store.records.iter_articles(since_seq=watermark) if _needs_write(r, have)
         )
+        stats = search_index.apply_changes(path, changed, batch_size=batch_size)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
     stale, extra = _differences(store, path)
@@ -107,6 +109,17 @@ def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int)
         mode = "repair"
     store.set_meta(WATERMARK_KEY, str(upto))
     return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
+
+
+def _needs_write(record: dict[str, Any], have: dict[str, str]) -> bool:
+    """False when the index already holds this version of the record (or rightly lacks it).
+
+    Changes are applied again after a crash, and the index process of a crawl
+    (``pipeline.follow``) applies most of a crawl's changes before this sync sees them.
+    """
+    if search_index.is_indexable(record):
+        return have.get(str(record["id"])) != record.get("content_hash")
+    return str(record["id"]) in have
 
 
 def _differences(store: Store, path: Path) -> tuple[list[str], list[str]]:

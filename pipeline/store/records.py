@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -315,15 +315,23 @@ class RecordTable:
 
     # -- reads -------------------------------------------------------------------------------
     def iter_articles(
-        self, *, since_seq: int = 0, site: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Articles in the export contract's shape, ordered by ``seq`` (change order)."""
-        for row in self._changed_rows("articles", since_seq, site):
+        self, *, since_seq: int = 0, site: str | None = None, fetched_only: bool = False
+    ) -> Generator[dict[str, Any], None, None]:
+        """Articles in the export contract's shape, ordered by ``seq`` (change order).
+
+        ``fetched_only`` leaves out articles known only from listing cards so far.
+        """
+        rows = self._changed_rows("articles", since_seq, site, "page IS NOT NULL" * fetched_only)
+        for row in rows:
             yield self._article_out(row)
 
-    def _changed_rows(self, table: str, since_seq: int, site: str | None) -> Iterator[sqlite3.Row]:
+    def _changed_rows(
+        self, table: str, since_seq: int, site: str | None, condition: str = ""
+    ) -> Iterator[sqlite3.Row]:
         """Rows of ``table`` changed after ``since_seq`` (of one site), in change order."""
-        where = "seq > ?" + (" AND site = ?" if site else "")
+        where = (
+            "seq > ?" + (" AND site = ?" if site else "") + (f" AND {condition}" * bool(condition))
+        )
         params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
         yield from self._conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY seq", params)
 

@@ -18,7 +18,7 @@ from pipeline.config import Settings
 from pipeline.demo import DemoServer
 from pipeline.run import reindex, run_once
 from pipeline.store import Store
-from pipeline.sync import index_dir
+from pipeline.sync import index_dir, sync_index
 from tests.conftest import crawl_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,4 +135,18 @@ def test_a_writer_killed_mid_commit_is_repaired_by_the_next_sync(settings: Setti
     assert search_index.doc_count(path) == 5  # one batch committed, the next one torn
     report = reindex(settings)
     assert (report.mode, report.written, report.documents) == ("repair", 35, 40)
+    _assert_index_matches_store(settings)
+
+
+def test_changes_the_index_already_holds_are_not_written_again(settings: Settings):
+    with Store(settings.storage.dir) as store:
+        store.set_meta("index_seq", "0")  # as after a crash between the commit and the watermark
+        report = sync_index(store, settings)
+        assert (report.mode, report.written, report.deleted, report.documents) == (
+            "incremental",
+            0,
+            0,
+            40,
+        )
+        assert store.get_meta("index_seq") == str(store.max_seq())
     _assert_index_matches_store(settings)

@@ -1,0 +1,151 @@
+"""Indexing beside the crawl: a child process applies whole batches, and never loses one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import index as search_index
+from pipeline.config import Settings
+from pipeline.demo import DemoServer
+from pipeline.follow import IndexFollower
+from pipeline.run import run_once
+from pipeline.store import Store
+from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
+from tests.conftest import crawl_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+NOWHERE = "http://127.0.0.1:9"  # settings for indexing only: nothing is fetched
+
+
+def _with_index(settings: Settings, **index: object) -> Settings:
+    return settings.model_copy(update={"index": settings.index.model_copy(update=index)})
+
+
+def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling an observable condition with a deadline
+
+
+@pytest.fixture(scope="module")
+def crawled_dir(small_site, tmp_path_factory) -> Path:
+    """The small demo site (40 articles) crawled once, then its index thrown away."""
+    data_dir = tmp_path_factory.mktemp("follow")
+    with DemoServer(small_site) as server:
+        run_once(crawl_settings(data_dir, server.base_url))
+    shutil.rmtree(data_dir / "index")
+    with Store(data_dir) as store:
+        store.set_meta(WATERMARK_KEY, "0")
+    return data_dir
+
+
+@pytest.fixture
+def settings(crawled_dir: Path, tmp_path: Path) -> Settings:
+    shutil.copytree(crawled_dir, tmp_path / "data")
+    return crawl_settings(tmp_path / "data", NOWHERE)
+
+
+def test_the_child_indexes_whole_batches_and_the_sync_writes_only_the_rest(settings: Settings):
+    settings = _with_index(settings, batch_size=15)
+    path = index_dir(settings)
+    with Store(settings.storage.dir) as store:
+        articles = list(store.records.iter_articles())
+        assert len(articles) == 40
+        follower = IndexFollower(settings, store)
+        follower.start()
+        try:
+            assert follower.running
+            _wait_for(lambda: search_index.doc_count(path) == 30, "two batches of 15")
+        finally:
+            written = follower.stop()
+        assert written == 30
+        assert not follower.running
+        assert search_index.doc_count(path) == 30  # 10 left: not a whole batch
+        assert store.get_meta(WATERMARK_KEY) == "0"  # the sync's to move
+        report = sync_index(store, settings)
+        # it reads all 40 changes and writes only the 10 the child left (the others' hashes match)
+        assert (report.mode, report.written, report.documents) == ("incremental", 10, 40)
+        assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
+        assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
+
+
+def test_it_starts_only_when_enabled_and_a_batch_is_waiting(settings: Settings):
+    with Store(settings.storage.dir) as store:
+        for batch_size, during_crawl in ((500, True), (15, False)):
+            follower = IndexFollower(
+                _with_index(settings, batch_size=batch_size, during_crawl=during_crawl), store
+            )
+            for _ in range(200):
+                follower.poke()
+            assert not follower.running
+            assert follower.stop() == 0
+
+
+def test_a_crawl_indexing_beside_itself_ends_with_the_index_equal_to_the_store(
+    small_server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    settings = _with_index(crawl_settings(tmp_path, small_server.base_url), batch_size=5)
+    with caplog.at_level(logging.INFO, logger="pipeline.follow"):
+        report = run_once(settings)
+    assert any("indexing beside the crawl" in r.getMessage() for r in caplog.records)
+    assert report.status == "finished"
+    assert report.index["documents"] == 40
+    with Store(tmp_path) as store:
+        want = store.records.active_article_hashes()
+        assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
+    assert search_index.indexed_hashes(index_dir(settings)) == want
+
+
+_KILL_THE_PARENT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from pipeline.follow import IndexFollower
+    from pipeline.store import Store
+    from tests.conftest import crawl_settings
+
+    settings = crawl_settings(Path(sys.argv[1]), "http://127.0.0.1:9")
+    settings = settings.model_copy(
+        update={"index": settings.index.model_copy(update={"batch_size": 1000})}
+    )
+    follower = IndexFollower(settings, Store(settings.storage.dir))
+    follower.start()
+    print(follower.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return any(line.split()[1:2] == ["Z"] for line in status.splitlines() if "State:" in line)
+
+
+def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
+    done = subprocess.run(
+        [sys.executable, "-c", _KILL_THE_PARENT, str(settings.storage.dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pid = int(done.stdout.split()[0])
+    assert pid != os.getpid()
+    _wait_for(lambda: _gone(pid), f"the orphaned index process {pid} to exit")
