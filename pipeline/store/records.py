@@ -141,7 +141,9 @@ class RecordTable:
         merged = merge_article(
             page, card, self._topic_names(listed_in), card_newer=_card_newer(card, fetched_at)
         )
-        content_hash = _hash({**merged, "listed_in": listed_in})
+        # The content fields only: a new listing of the article changes its record (and seq, for
+        # the feed) but not its content, so the search index need not write it again.
+        content_hash = _hash(merged)
         rid = record_id(url)
         fetched = fetched_at.isoformat() if fetched_at else None
         if row is None:
@@ -166,7 +168,11 @@ class RecordTable:
                 ),
             )
             return "new"
-        changed = content_hash != row["content_hash"] or row["status"] != "active"
+        changed = (
+            content_hash != row["content_hash"]
+            or row["status"] != "active"
+            or listed_in != json.loads(row["listed_in"])
+        )
         seq = self._log_change(rid, "article", "changed", now, run_id) if changed else row["seq"]
         if changed:
             before = {**json.loads(row["record"]), "status": row["status"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,6 +122,31 @@ def test_a_change_gets_a_new_seq_and_hash(store):
     assert after["seq"] > before["seq"]
     assert after["content_hash"] != before["content_hash"]
     assert list(store.records.iter_articles(since_seq=before["seq"])) == [after]
+
+
+def test_a_new_listing_is_a_change_of_the_record_but_not_of_its_content(store):
+    save_listing(store, topic_page())
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+    (before,) = store.records.iter_articles()
+    other = "http://site.test/topics/pharmacology/"
+    with store.transaction():
+        page = replace(topic_page(), topic_url=other, page_url=other, name="Pharmacology")
+        store.records.save_topic_page(page, [URL], T0, 1)
+        assert store.records.save_card("s", other, card(), T0, 1) == "changed"
+    (after,) = store.records.iter_articles()
+    assert after["listed_in"] == ["Immunomodulation", "Pharmacology"]
+    assert after["seq"] > before["seq"]  # the change feed carries it
+    assert after["content_hash"] == before["content_hash"]  # the search index need not rewrite it
+    assert list(store.records.iter_articles(since_seq=before["seq"], fetched_only=True)) == [after]
+
+
+def test_fetched_only_leaves_out_articles_known_only_from_cards(store):
+    save_listing(store, topic_page(urls=(URL, URL + "other/")))
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+    assert [r["url"] for r in store.records.iter_articles(fetched_only=True)] == [URL]
+    assert len(list(store.records.iter_articles())) == 2
 
 
 def test_gone_keeps_the_record_and_a_refetch_revives_it(store):
