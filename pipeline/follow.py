@@ -124,22 +124,23 @@ class IndexFollower:
 
 def _follow(settings: Settings, stop: threading.Event) -> int:
     """Apply whole batches of the store's changes until ``stop`` is set; return how many."""
-    written = 0
+    written: dict[str, str] = {}  # id -> content hash this process indexed
     with Store(settings.storage.dir) as store:
         cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
         while not stop.is_set():
-            applied, cursor = _apply_batch(store, settings, cursor)
-            written += applied
-            if not applied:
+            cursor, more = _apply_batch(store, settings, cursor, written)
+            if not more:
                 stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
-    return written
+    return len(written)
 
 
-def _apply_batch(store: Store, settings: Settings, cursor: int) -> tuple[int, int]:
+def _apply_batch(
+    store: Store, settings: Settings, cursor: int, written: dict[str, str]
+) -> tuple[int, bool]:
     """Apply the next whole batch of fetched articles changed after ``cursor``.
 
     Returns:
-        How many were applied (0: no whole batch yet) and the new cursor.
+        The new cursor, and whether a whole batch was there (more may wait).
     """
     size = settings.index.batch_size
     # Articles known only from a listing card wait for their page: indexing them twice (card,
@@ -147,11 +148,16 @@ def _apply_batch(store: Store, settings: Settings, cursor: int) -> tuple[int, in
     with closing(store.records.iter_articles(since_seq=cursor, fetched_only=True)) as changed:
         batch = list(islice(changed, size))
     if len(batch) < size:
-        return 0, cursor
+        return cursor, False
+    # A record listed again changes (new seq) with the same content: already indexed.
+    todo = [r for r in batch if written.get(r["id"]) != r["content_hash"]]
     started = time.perf_counter()
-    search_index.apply_changes(index_dir(settings), batch, batch_size=size)
-    logger.debug("indexed %s changes in %.2fs", len(batch), time.perf_counter() - started)
-    return len(batch), int(batch[-1]["seq"])
+    search_index.apply_changes(index_dir(settings), todo, batch_size=size)
+    written.update((r["id"], r["content_hash"]) for r in todo)
+    logger.debug(
+        "indexed %s of %s changes in %.2fs", len(todo), len(batch), time.perf_counter() - started
+    )
+    return int(batch[-1]["seq"]), True
 
 
 def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
