@@ -208,6 +208,19 @@ class IndexSettings(_Section):
     """The full-text search index."""
 
     batch_size: int = Field(500, ge=1, description="Records written to the index per commit.")
+    procs: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes that build the index in a rebuild (`crawldex reindex`); "
+        "more than 1 analyzes documents on several cores, each process writing a segment.",
+    )
+    limit_mb: int = Field(
+        64,
+        ge=8,
+        description="Memory (MB, whoosh's estimate) each index-writer process may fill with "
+        "postings before it spills them to disk; bounds a rebuild's memory at any size.",
+    )
 
 
 FeedFormat = Literal["jsonl", "csv", "parquet"]

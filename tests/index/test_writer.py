@@ -183,7 +183,7 @@ def test_rebuild_swaps_in_a_new_index(tmp_path: Path, articles: list[dict[str, A
     apply_changes(path, articles)
     articles[7]["title"] = "Rubella vaccination in schools"
     articles[0]["status"] = "gone"
-    stats = rebuild(path, articles, batch_size=8)
+    stats = rebuild(path, articles)
     assert (stats.added, stats.updated, stats.deleted) == (38, 0, 0)
     assert indexed_ids(path) == INDEXED - {"a001"}
     assert _ids(path, "title:rubella") == {"a008"}
@@ -209,7 +209,7 @@ def test_failed_rebuild_leaves_the_live_index(tmp_path: Path, articles: list[dic
         raise RuntimeError("store went away")
 
     with pytest.raises(RuntimeError, match="store went away"):
-        rebuild(path, broken(), batch_size=2)
+        rebuild(path, broken())
     assert doc_count(path) == 39
     assert sorted(p.name for p in path.iterdir()) == sorted([POINTER_FILE, LOCK_FILE, live])
     assert apply_changes(path, articles[:1]).updated == 1  # the lock was released
