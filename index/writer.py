@@ -53,6 +53,8 @@ DEFAULT_PROCS = 1
 #: Memory (MB, whoosh's own estimate) a writer's posting pool may hold before it spills a sorted
 #: run to disk; per writer process. Bounds a writer's memory whatever the number of documents.
 DEFAULT_LIMIT_MB = 64
+#: Documents per job a multiprocess writer hands to one of its processes (whoosh's default).
+_JOB_SIZE = 100
 #: The writers' lock file in the index path (an OS lock; see ``write_lock``).
 LOCK_FILE = "crawldex.lock"
 #: Errors whoosh raises while writing; translated to SearchIndexError in ``_writing``.
@@ -179,7 +181,7 @@ def _writing(
     """
     options: dict[str, Any] = {"limitmb": limit_mb}
     if procs > 1:
-        options.update(procs=procs, multisegment=True)
+        options.update(procs=procs, multisegment=True, batchsize=_JOB_SIZE)
     try:
         writer = ix.writer(**options)
     except index.LockError as exc:
@@ -252,7 +254,9 @@ def _write_batch(
                 writer.delete_document(docnum)
             if is_indexable(record):
                 writer.add_document(**record_to_document(record))
-                updated, added = (updated + 1, added) if docnum is not None else (updated, added + 1)
+                updated, added = (
+                    (updated + 1, added) if docnum is not None else (updated, added + 1)
+                )
             elif docnum is not None:
                 deleted += 1
         for record_id in dict.fromkeys(delete_ids):

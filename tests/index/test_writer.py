@@ -19,6 +19,7 @@ from index import (
     apply_changes,
     clear_stale_lock,
     doc_count,
+    indexed_hashes,
     indexed_ids,
     open_or_create,
     rebuild,
@@ -197,6 +198,23 @@ def test_rebuild_creates_a_missing_index(tmp_path: Path, articles: list[dict[str
     path = tmp_path / "new" / "index"
     assert rebuild(path, articles).added == 39
     assert _ids(path, "sjogren") == {"a004", "a016"}
+
+
+def test_rebuild_in_several_processes_finds_what_one_process_finds(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("index.writer._JOB_SIZE", 4)  # 39 documents: jobs for both processes
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert rebuild(serial, articles).added == 39
+    assert rebuild(parallel, articles, procs=2).added == 39
+    segments = [p for p in _live(parallel).iterdir() if p.suffix == ".seg"]
+    assert len(segments) == 2  # each process wrote its own segment
+    assert indexed_hashes(parallel) == indexed_hashes(serial)
+    for query in ["vaccine", '"mental health"', "epilep*", "sjogren OR policy", "*"]:
+        one = {h.id: round(h.score, 6) for h in search(serial, query, limit=100).hits}
+        two = {h.id: round(h.score, 6) for h in search(parallel, query, limit=100).hits}
+        assert one, query
+        assert one == two, query
 
 
 def test_failed_rebuild_leaves_the_live_index(tmp_path: Path, articles: list[dict[str, Any]]):
