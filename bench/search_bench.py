@@ -4,13 +4,15 @@ Usage (from the repository root)::
 
     python -m bench.search_bench --records 100000
     python -m bench.search_bench --records 1000000 --queries 100
+    python -m bench.search_bench --records 20000 --build both --build-only
 
 Builds N synthetic article records from the demo generator (``pipeline.demo.build_site``: 200
-realistic articles, recombined deterministically), indexes them with ``index.apply_changes``
-(docs/s, peak RSS), runs a fixed list of queries of each form through ``index.search`` (p50/p95
-latency), builds the same records into SQLite FTS5 and runs the equivalent query per form where
-one exists, then prints the whoosh/FTS5 latency ratio and writes JSON to ``bench/results/``.
-See bench/README.md for what each figure means.
+realistic articles, recombined deterministically), indexes them with ``index.rebuild`` (what
+``crawldex reindex`` does) and/or ``index.apply_changes`` (what a crawl's sync does), each in a
+fresh process (docs/s, CPU per doc, peak RSS), runs a fixed list of queries of each form through
+``index.search`` (p50/p95 latency), builds the same records into SQLite FTS5 and runs the
+equivalent query per form where one exists, then prints the whoosh/FTS5 latency ratio and writes
+JSON to ``bench/results/``. See bench/README.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
+import os
 import random
 import re
 import resource
@@ -152,20 +156,48 @@ def with_progress(records: Iterator[dict[str, Any]], n: int, what: str) -> Itera
             )
 
 
-def build_whoosh(path: Path, n: int, batch_size: int) -> dict[str, Any]:
-    """Index ``n`` records; return docs/s, seconds, peak RSS and index size."""
-    started = time.perf_counter()
-    records = with_progress(make_records(n), n, "whoosh")
-    index.apply_changes(path, records, batch_size=batch_size)
+def _build_in_child(path: Path, n: int, how: str, options: dict[str, Any], out: Any) -> None:
+    """Build the index in this (fresh) process and put its figures on ``out``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    records = with_progress(make_records(n), n, f"whoosh {how}")
+    if how == "rebuild":
+        index.rebuild(path, records, procs=options["procs"], limit_mb=options["limit_mb"])
+    else:
+        index.apply_changes(path, records, batch_size=options["batch_size"])
     seconds = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # rebuild's sub-writers, if any
+    cpu_s = time.process_time() - cpu + children.ru_utime + children.ru_stime
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return {
-        "docs": index.doc_count(path),
-        "seconds": round(seconds, 2),
-        "docs_per_s": round(n / seconds, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "size_mb": round(size / 1e6, 1),
-    }
+    out.put(
+        {
+            "how": how,
+            **{k: options[k] for k in (("procs", "limit_mb") if how == "rebuild" else ())},
+            **({"batch_size": options["batch_size"]} if how == "apply" else {}),
+            "docs": index.doc_count(path),
+            "seconds": round(seconds, 2),
+            "docs_per_s": round(n / seconds, 1),
+            "cpu_ms_per_doc": round(cpu_s * 1000 / n, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "subwriter_peak_rss_mb": round(children.ru_maxrss / 1024, 1),
+            "size_mb": round(size / 1e6, 1),
+        }
+    )
+
+
+def build_whoosh(path: Path, n: int, how: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Index ``n`` records with ``index.rebuild`` or ``index.apply_changes`` in a fresh process.
+
+    A process of its own, so that its peak RSS is the build's alone (not the other build's,
+    nor the records and queries of this one), and CPU seconds include any sub-writers.
+    Returns docs/s, seconds, CPU ms per doc, peak RSS and index size.
+    """
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_build_in_child, args=(path, n, how, options, out))
+    child.start()
+    result: dict[str, Any] = out.get()
+    child.join()
+    return result
 
 
 _FTS_SCHEMA = """
@@ -252,12 +284,21 @@ def run_queries(path: Path, db: sqlite3.Connection, per_form: int) -> dict[str, 
 
 def print_report(result: dict[str, Any]) -> None:
     """The figures, as a table on stdout."""
-    b, f = result["whoosh_build"], result["fts5_build"]
     print(f"records: {result['records']}")
-    print(
-        f"whoosh build: {b['docs_per_s']} docs/s ({b['seconds']} s, {b['size_mb']} MB on disk), "
-        f"peak RSS {b['peak_rss_mb']} MB"
-    )
+    for b in result["whoosh_builds"]:
+        how = (
+            f"rebuild, procs {b['procs']}"
+            if b["how"] == "rebuild"
+            else f"apply, batch {b['batch_size']}"
+        )
+        print(
+            f"whoosh build ({how}): {b['docs_per_s']} docs/s ({b['seconds']} s, "
+            f"{b['cpu_ms_per_doc']} ms CPU/doc, {b['size_mb']} MB on disk), peak RSS "
+            f"{b['peak_rss_mb']} MB (sub-writers {b['subwriter_peak_rss_mb']} MB)"
+        )
+    if "fts5_build" not in result:
+        return
+    f = result["fts5_build"]
     print(f"FTS5 build:   {f['docs_per_s']} docs/s ({f['seconds']} s)")
     print(f"{'form':<12} {'n':>4} {'whoosh p50':>11} {'p95':>8} {'FTS5 p50':>9} {'p95':>8} ratio")
     for form, row in result["queries"].items():
@@ -275,14 +316,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100, help="queries per form (>= 100)")
-    parser.add_argument("--batch-size", type=int, default=index.DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--build",
+        choices=("rebuild", "apply", "both"),
+        default="rebuild",
+        help="index.rebuild (crawldex reindex), index.apply_changes (a crawl's sync) or both",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=index.DEFAULT_BATCH_SIZE, help="apply: per commit"
+    )
+    parser.add_argument(
+        "--procs", type=int, default=min(2, os.cpu_count() or 1), help="rebuild: processes"
+    )
+    parser.add_argument("--limit-mb", type=int, default=index.DEFAULT_LIMIT_MB)
+    parser.add_argument("--build-only", action="store_true", help="no FTS5, no queries")
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temp dir)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="crawldex-bench-", dir=args.workdir))
+    options = {"batch_size": args.batch_size, "procs": args.procs, "limit_mb": args.limit_mb}
     try:
         path = work / "index"
-        result: dict[str, Any] = {"records": args.records, "batch_size": args.batch_size}
-        result["whoosh_build"] = build_whoosh(path, args.records, args.batch_size)
+        result: dict[str, Any] = {"records": args.records, "whoosh_builds": []}
+        if args.build in ("apply", "both"):
+            apply_path = path if args.build == "apply" else work / "index-apply"
+            result["whoosh_builds"].append(build_whoosh(apply_path, args.records, "apply", options))
+            if apply_path != path:
+                shutil.rmtree(apply_path)
+        if args.build in ("rebuild", "both"):
+            result["whoosh_builds"].append(build_whoosh(path, args.records, "rebuild", options))
+        if args.build_only:
+            print_report(result)
+            return 0
         db = sqlite3.connect(work / "fts.sqlite3")
         result["fts5_build"] = build_fts(db, args.records)
         result["queries"] = run_queries(path, db, args.queries)

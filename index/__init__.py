@@ -15,6 +15,8 @@ from index.schema import SCHEMA_VERSION, is_indexable
 from index.search import MARK_END, MARK_START, Hit, SearchResults, SortOrder, search
 from index.writer import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_LIMIT_MB,
+    DEFAULT_PROCS,
     IndexInfo,
     IndexStats,
     apply_changes,
@@ -28,6 +30,8 @@ from index.writer import (
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LIMIT_MB",
+    "DEFAULT_PROCS",
     "FIELD_ALIASES",
     "MARK_END",
     "MARK_START",

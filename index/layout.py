@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from whoosh import index
+from whoosh.filedb.filestore import FileStorage
 
 from index.schema import check_version
 from pipeline.errors import SearchIndexError
@@ -127,15 +128,19 @@ def _is_legacy_file(name: str) -> bool:
     )
 
 
-def open_generation(generation: Path) -> Any:
+def open_generation(generation: Path, *, mmap: bool = True) -> Any:
     """Open the whoosh index of ``generation`` after checking its schema version.
+
+    ``mmap=False`` reads segment files with ordinary reads instead of mapping them: what writers
+    use, because whoosh cannot unmap a segment while any of its buffers is still referenced, so
+    segments merged away by a commit stay mapped (and count in RSS) until a garbage collection.
 
     Raises:
         SearchIndexError: the index has another schema version.
         whoosh.index.EmptyIndexError, OSError: the generation is gone or incomplete.
     """
     check_version(generation)
-    return index.open_dir(str(generation))
+    return FileStorage(str(generation), supports_mmap=mmap).open_index()
 
 
 def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:

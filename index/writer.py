@@ -10,6 +10,7 @@ to do. What a crash leaves half-done is found and repaired by ``pipeline.sync`` 
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import time
@@ -46,6 +47,14 @@ T = TypeVar("T")
 
 #: Records per commit: whoosh commits are slow (segment writes, merges), documents are cheap.
 DEFAULT_BATCH_SIZE = 500
+#: Writer processes of a rebuild: 1 indexes in this process; more fork (or spawn) whoosh
+#: sub-writers that analyze documents in parallel, each writing its own segment.
+DEFAULT_PROCS = 1
+#: Memory (MB, whoosh's own estimate) a writer's posting pool may hold before it spills a sorted
+#: run to disk; per writer process. Bounds a writer's memory whatever the number of documents.
+DEFAULT_LIMIT_MB = 64
+#: Documents per job a multiprocess writer hands to one of its processes (whoosh's default).
+_JOB_SIZE = 100
 #: The writers' lock file in the index path (an OS lock; see ``write_lock``).
 LOCK_FILE = "crawldex.lock"
 #: Errors whoosh raises while writing; translated to SearchIndexError in ``_writing``.
@@ -128,7 +137,8 @@ def _create_generation(path: Path) -> tuple[Path, Any]:
     """Create an empty, unpublished generation in ``path``; return it and its whoosh index."""
     generation = new_generation(path)
     try:
-        ix = index.create_in(str(generation), build_schema())
+        # No mmap, as in ``_open_live``: see ``index.layout.open_generation``.
+        ix = FileStorage(str(generation), supports_mmap=False).create_index(build_schema())
         write_version(generation)
     except _WHOOSH_ERRORS as exc:
         shutil.rmtree(generation, ignore_errors=True)
@@ -151,7 +161,7 @@ def _open_live(path: Path) -> tuple[Any, bool]:
         logger.info("created search index in %s", path)
         return ix, True
     try:
-        return open_generation(generation), False
+        return open_generation(generation, mmap=False), False
     except _WHOOSH_ERRORS as exc:
         raise SearchIndexError(
             f"cannot open the search index in {path}: {exc}; run `crawldex reindex` to rebuild "
@@ -160,13 +170,20 @@ def _open_live(path: Path) -> tuple[Any, bool]:
 
 
 @contextmanager
-def _writing(ix: Any, path: Path) -> Iterator[Any]:
+def _writing(
+    ix: Any, path: Path, *, procs: int = 1, limit_mb: int = DEFAULT_LIMIT_MB
+) -> Iterator[Any]:
     """Yield a whoosh writer; commit when the block ends, cancel if it raises.
 
+    With ``procs`` > 1 it is whoosh's multiprocessing writer, each process adding its own
+    segment (``multisegment``: no final merge of their postings in this process).
     This is the one place whoosh write errors happen, so the one place they are translated.
     """
+    options: dict[str, Any] = {"limitmb": limit_mb}
+    if procs > 1:
+        options.update(procs=procs, multisegment=True, batchsize=_JOB_SIZE)
     try:
-        writer = ix.writer()
+        writer = ix.writer(**options)
     except index.LockError as exc:
         raise _lock_busy(path) from exc
     except _WHOOSH_ERRORS as exc:
@@ -183,6 +200,10 @@ def _writing(ix: Any, path: Path) -> Iterator[Any]:
             f"committing to the search index in {path} failed: {exc}; "
             "run `crawldex reindex` to rebuild it from the store"
         ) from exc
+    finally:
+        # whoosh's readers (the writer's searcher, merged-away segments) sit in reference
+        # cycles holding file buffers; free them now rather than at some later collection.
+        gc.collect()
 
 
 def open_or_create(path: Path) -> IndexInfo:
@@ -224,13 +245,20 @@ def _write_batch(
     latest = {str(record["id"]): record for record in records}
     with _writing(ix, path) as writer:
         searcher = writer.searcher()  # cached by whoosh for the writer's lifetime
+        empty = searcher.doc_count_all() == 0
         for record_id, record in latest.items():
-            exists = searcher.document_number(id=record_id) is not None
+            # One lookup per record (``update_document`` would look the id up again), none
+            # at all while the index is empty (the first sync of a new store).
+            docnum = None if empty else searcher.document_number(id=record_id)
+            if docnum is not None:
+                writer.delete_document(docnum)
             if is_indexable(record):
-                writer.update_document(**record_to_document(record))
-                updated, added = (updated + 1, added) if exists else (updated, added + 1)
-            elif exists:
-                deleted += writer.delete_by_term("id", record_id)
+                writer.add_document(**record_to_document(record))
+                updated, added = (
+                    (updated + 1, added) if docnum is not None else (updated, added + 1)
+                )
+            elif docnum is not None:
+                deleted += 1
         for record_id in dict.fromkeys(delete_ids):
             deleted += writer.delete_by_term("id", record_id)
     return added, updated, deleted
@@ -317,15 +345,40 @@ def indexed_hashes(path: Path) -> dict[str, str]:
     return read_index(path, read, {})
 
 
-def _build(ix: Any, path: Path, records: Iterable[Mapping[str, Any]], batch_size: int) -> int:
-    """Write all indexable ``records`` into the new index ``ix``; return its document count."""
-    for batch in _batches((r for r in records if is_indexable(r)), batch_size):
-        _write_batch(ix, path, batch, [])
-    return int(ix.doc_count())
+def _build(
+    ix: Any, path: Path, records: Iterable[Mapping[str, Any]], procs: int, limit_mb: int
+) -> int:
+    """Write all indexable ``records`` into the new, empty index ``ix``; return how many.
+
+    One writer and one commit: nothing reads an unpublished generation, so there is nothing to
+    look up (ids are distinct in the store) and no segment to merge along the way. Memory stays
+    bounded by ``limit_mb`` per process: whoosh spills sorted runs of postings to disk.
+
+    Raises:
+        SearchIndexError: the index holds another number of documents than were written (a
+            sub-writer process died: whoosh's multiprocessing writer does not say so itself).
+    """
+    written = 0
+    with _writing(ix, path, procs=procs, limit_mb=limit_mb) as writer:
+        for record in records:
+            if is_indexable(record):
+                writer.add_document(**record_to_document(record))
+                written += 1
+    found = int(ix.doc_count())
+    if found != written:
+        raise SearchIndexError(
+            f"rebuilding the search index in {path} wrote {written} documents but the index "
+            f"holds {found}; run `crawldex reindex` again (with index.procs: 1 if it recurs)"
+        )
+    return found
 
 
 def rebuild(
-    path: Path, records: Iterable[Mapping[str, Any]], *, batch_size: int = DEFAULT_BATCH_SIZE
+    path: Path,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    procs: int = DEFAULT_PROCS,
+    limit_mb: int = DEFAULT_LIMIT_MB,
 ) -> IndexStats:
     """Build a new generation of the index at ``path`` from ``records`` and publish it atomically.
 
@@ -336,8 +389,10 @@ def rebuild(
 
     Args:
         path: the index path (need not exist).
-        records: every current export-contract record; gone ones and non-articles are skipped.
-        batch_size: records per whoosh commit.
+        records: every current export-contract record, each id once; gone ones and
+            non-articles are skipped.
+        procs: writer processes (see ``DEFAULT_PROCS``); the build commits once either way.
+        limit_mb: posting-pool memory per writer process before it spills to disk.
 
     Returns:
         ``added`` is the number of documents in the new index; ``updated``/``deleted`` are 0.
@@ -350,7 +405,7 @@ def rebuild(
     with write_lock(path):
         fresh, ix = _create_generation(path)
         try:
-            count = _build(ix, fresh, records, batch_size)
+            count = _build(ix, fresh, records, procs, limit_mb)
             publish(path, fresh)
         except BaseException as exc:
             shutil.rmtree(fresh, ignore_errors=True)

@@ -213,6 +213,19 @@ class IndexSettings(_Section):
         description="Index in a second process while the crawl runs, once a batch of changes "
         "waits (uses a second core); false indexes after the crawl.",
     )
+    procs: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes that build the index in a rebuild (`crawldex reindex`); "
+        "more than 1 analyzes documents on several cores, each process writing a segment.",
+    )
+    limit_mb: int = Field(
+        64,
+        ge=8,
+        description="Memory (MB, whoosh's estimate) each index-writer process may fill with "
+        "postings before it spills them to disk; bounds a rebuild's memory at any size.",
+    )
 
 
 FeedFormat = Literal["jsonl", "csv", "parquet"]

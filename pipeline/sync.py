@@ -73,7 +73,10 @@ def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> Sy
         except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
             logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
     stats = search_index.rebuild(
-        path, store.records.iter_articles(), batch_size=settings.index.batch_size
+        path,
+        store.records.iter_articles(),
+        procs=settings.index.procs,
+        limit_mb=settings.index.limit_mb,
     )
     store.set_meta(WATERMARK_KEY, str(upto))
     return SyncReport("rebuild", stats.added, 0, search_index.doc_count(path), stats.seconds)

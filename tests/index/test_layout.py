@@ -110,8 +110,8 @@ def test_searches_keep_working_while_rebuilding(tmp_path: Path, articles: list[d
     for reader in readers:
         reader.start()
     try:
-        for round_ in range(3):
-            rebuild(path, articles, batch_size=(7, 500)[round_ % 2])
+        for _ in range(3):
+            rebuild(path, articles)
             apply_changes(path, articles[:10], batch_size=3)  # commits into the live generation
     finally:
         stop.set()

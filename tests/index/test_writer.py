@@ -19,6 +19,7 @@ from index import (
     apply_changes,
     clear_stale_lock,
     doc_count,
+    indexed_hashes,
     indexed_ids,
     open_or_create,
     rebuild,
@@ -183,7 +184,7 @@ def test_rebuild_swaps_in_a_new_index(tmp_path: Path, articles: list[dict[str, A
     apply_changes(path, articles)
     articles[7]["title"] = "Rubella vaccination in schools"
     articles[0]["status"] = "gone"
-    stats = rebuild(path, articles, batch_size=8)
+    stats = rebuild(path, articles)
     assert (stats.added, stats.updated, stats.deleted) == (38, 0, 0)
     assert indexed_ids(path) == INDEXED - {"a001"}
     assert _ids(path, "title:rubella") == {"a008"}
@@ -199,6 +200,23 @@ def test_rebuild_creates_a_missing_index(tmp_path: Path, articles: list[dict[str
     assert _ids(path, "sjogren") == {"a004", "a016"}
 
 
+def test_rebuild_in_several_processes_finds_what_one_process_finds(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("index.writer._JOB_SIZE", 4)  # 39 documents: jobs for both processes
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert rebuild(serial, articles).added == 39
+    assert rebuild(parallel, articles, procs=2).added == 39
+    segments = [p for p in _live(parallel).iterdir() if p.suffix == ".seg"]
+    assert len(segments) == 2  # each process wrote its own segment
+    assert indexed_hashes(parallel) == indexed_hashes(serial)
+    for query in ["vaccine", '"mental health"', "epilep*", "sjogren OR policy", "*"]:
+        one = {h.id: round(h.score, 6) for h in search(serial, query, limit=100).hits}
+        two = {h.id: round(h.score, 6) for h in search(parallel, query, limit=100).hits}
+        assert one, query
+        assert one == two, query
+
+
 def test_failed_rebuild_leaves_the_live_index(tmp_path: Path, articles: list[dict[str, Any]]):
     path = tmp_path / "index"
     apply_changes(path, articles)
@@ -209,7 +227,7 @@ def test_failed_rebuild_leaves_the_live_index(tmp_path: Path, articles: list[dic
         raise RuntimeError("store went away")
 
     with pytest.raises(RuntimeError, match="store went away"):
-        rebuild(path, broken(), batch_size=2)
+        rebuild(path, broken())
     assert doc_count(path) == 39
     assert sorted(p.name for p in path.iterdir()) == sorted([POINTER_FILE, LOCK_FILE, live])
     assert apply_changes(path, articles[:1]).updated == 1  # the lock was released
