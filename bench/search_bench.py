@@ -331,36 +331,79 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-mb", type=int, default=index.DEFAULT_LIMIT_MB)
     parser.add_argument("--build-only", action="store_true", help="no FTS5, no queries")
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temp dir)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="build into DIR and keep it; a later run with the same DIR and --records reuses "
+        "the builds (and their figures) and only runs the queries",
+    )
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="crawldex-bench-", dir=args.workdir))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="crawldex-bench-", dir=args.workdir))
     options = {"batch_size": args.batch_size, "procs": args.procs, "limit_mb": args.limit_mb}
+    kept = _kept_builds(work, args.records) if args.keep else None
     try:
         path = work / "index"
         result: dict[str, Any] = {"records": args.records, "whoosh_builds": []}
-        if args.build in ("apply", "both"):
-            apply_path = path if args.build == "apply" else work / "index-apply"
-            result["whoosh_builds"].append(build_whoosh(apply_path, args.records, "apply", options))
-            if apply_path != path:
-                shutil.rmtree(apply_path)
-        if args.build in ("rebuild", "both"):
-            result["whoosh_builds"].append(build_whoosh(path, args.records, "rebuild", options))
-        if args.build_only:
-            print_report(result)
-            return 0
-        db = sqlite3.connect(work / "fts.sqlite3")
-        result["fts5_build"] = build_fts(db, args.records)
+        if kept is not None:
+            result.update(kept)
+            print(f"reusing the builds in {work}", file=sys.stderr)
+            db = sqlite3.connect(work / "fts.sqlite3")
+        else:
+            db = _build_all(work, path, args, options, result)
+            if db is None:
+                return 0
         result["queries"] = run_queries(path, db, args.queries)
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
         db.close()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     print_report(result)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"search-{args.records}.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+_KEPT = "builds.json"
+
+
+def _kept_builds(work: Path, records: int) -> dict[str, Any] | None:
+    """The build figures of a kept work directory built for ``records`` records, if complete."""
+    try:
+        kept = json.loads((work / _KEPT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return kept if kept.get("records") == records and "fts5_build" in kept else None
+
+
+def _build_all(
+    work: Path,
+    path: Path,
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    result: dict[str, Any],
+) -> sqlite3.Connection | None:
+    """Build whoosh (as ``--build`` says) and FTS5; None with ``--build-only`` (report printed)."""
+    if args.build in ("apply", "both"):
+        apply_path = path if args.build == "apply" else work / "index-apply"
+        result["whoosh_builds"].append(build_whoosh(apply_path, args.records, "apply", options))
+        if apply_path != path:
+            shutil.rmtree(apply_path)
+    if args.build in ("rebuild", "both"):
+        result["whoosh_builds"].append(build_whoosh(path, args.records, "rebuild", options))
+    if args.build_only:
+        print_report(result)
+        return None
+    db = sqlite3.connect(work / "fts.sqlite3")
+    result["fts5_build"] = build_fts(db, args.records)
+    (work / _KEPT).write_text(json.dumps(result) + "\n", encoding="utf-8")
+    return db
 
 
 if __name__ == "__main__":
