@@ -21,7 +21,9 @@ read as the live generation; the next rebuild moves it into the new layout.
 
 from __future__ import annotations
 
+import io
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from whoosh import index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.structfile import StructFile
 
 from index.schema import check_version
 from pipeline.errors import SearchIndexError
@@ -127,6 +131,25 @@ def _is_legacy_file(name: str) -> bool:
     )
 
 
+class _MappedStorage(FileStorage):  # type: ignore[misc]  # whoosh is untyped
+    """whoosh's file storage, with every file memory-mapped and read in place.
+
+    whoosh's own mmap mode wraps each part of a compound segment (``.seg``) in a ``BufferFile``
+    whose ``BytesIO`` copies the whole part, so opening a searcher copied every segment's
+    postings and stored fields: ~190 ms a search at 30k documents, growing with the index. Its
+    plain-file mode reads in place but leaves open files behind (``ResourceWarning``) when a
+    segment vanishes mid-open, which a concurrent rebuild makes routine. A map read through
+    whoosh's sub-file view copies only the blocks a search touches, and needs no closing.
+    """
+
+    def open_file(self, name: str, **kwargs: Any) -> Any:
+        with (Path(self.folder) / name).open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:  # an empty file cannot be mapped
+                return StructFile(io.BytesIO(), name=name, **kwargs)
+            source = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return StructFile(source, name=name, **kwargs)
+
+
 def open_generation(generation: Path) -> Any:
     """Open the whoosh index of ``generation`` after checking its schema version.
 
@@ -135,7 +158,7 @@ def open_generation(generation: Path) -> Any:
         whoosh.index.EmptyIndexError, OSError: the generation is gone or incomplete.
     """
     check_version(generation)
-    return index.open_dir(str(generation))
+    return _MappedStorage(str(generation), supports_mmap=False).open_index()
 
 
 def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:
