@@ -21,7 +21,9 @@ read as the live generation; the next rebuild moves it into the new layout.
 
 from __future__ import annotations
 
+import io
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -31,6 +33,7 @@ from typing import Any, TypeVar
 
 from whoosh import index
 from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.structfile import StructFile
 
 from index.schema import check_version
 from pipeline.errors import SearchIndexError
@@ -128,10 +131,30 @@ def _is_legacy_file(name: str) -> bool:
     )
 
 
+class _MappedStorage(FileStorage):  # type: ignore[misc]  # whoosh is untyped
+    """whoosh's file storage, with every file memory-mapped and read in place.
+
+    whoosh's own mmap mode wraps each part of a compound segment (``.seg``) in a ``BufferFile``
+    whose ``BytesIO`` copies the whole part, so opening a searcher copied every segment's
+    postings and stored fields: ~190 ms a search at 30k documents, growing with the index. Its
+    plain-file mode reads in place but leaves open files behind (``ResourceWarning``) when a
+    segment vanishes mid-open, which a concurrent rebuild makes routine. A map read through
+    whoosh's sub-file view copies only the blocks a search touches, and needs no closing.
+    """
+
+    def open_file(self, name: str, **kwargs: Any) -> Any:
+        with (Path(self.folder) / name).open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:  # an empty file cannot be mapped
+                return StructFile(io.BytesIO(), name=name, **kwargs)
+            source = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return StructFile(source, name=name, **kwargs)
+
+
 def open_generation(generation: Path, *, mmap: bool = True) -> Any:
     """Open the whoosh index of ``generation`` after checking its schema version.
 
-    ``mmap=False`` reads segment files with ordinary reads instead of mapping them: what writers
+    Readers map each file and read it in place (``_MappedStorage``). ``mmap=False`` reads
+    segment files with ordinary reads instead of mapping them: what writers
     use, because whoosh cannot unmap a segment while any of its buffers is still referenced, so
     segments merged away by a commit stay mapped (and count in RSS) until a garbage collection.
 
@@ -140,7 +163,9 @@ def open_generation(generation: Path, *, mmap: bool = True) -> Any:
         whoosh.index.EmptyIndexError, OSError: the generation is gone or incomplete.
     """
     check_version(generation)
-    return FileStorage(str(generation), supports_mmap=mmap).open_index()
+    if not mmap:
+        return FileStorage(str(generation), supports_mmap=False).open_index()
+    return _MappedStorage(str(generation), supports_mmap=False).open_index()
 
 
 def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:

@@ -15,7 +15,7 @@ from math import ceil
 from pathlib import Path
 from typing import Any, Literal
 
-from whoosh import highlight, sorting
+from whoosh import collectors, highlight, sorting
 from whoosh import query as wq
 from whoosh.util.times import long_to_datetime
 
@@ -198,18 +198,43 @@ def build_filter(
     return wq.And(parts) if parts else None
 
 
+def _top_collector(limit: int, allowed: set[int] | None) -> Any:
+    """Return an exact top-``limit`` collector for relevance order that also counts all matches.
+
+    whoosh's default (``searcher.search`` with a limit) periodically swaps the matcher for a
+    "more efficient" one given the lowest score still in the top N; with several segments and
+    multi-field unions that drops documents which belong in the top N and miscounts totals
+    (checked against scoring every match, bench at 30k records). Without swapping or block
+    skipping, every match is scored once and ``total`` is exact, so one pass gives both.
+    """
+    top = collectors.TopCollector(limit, usequality=False, replace=0)
+    return top if allowed is None else collectors.FilterCollector(top, allowed)
+
+
 def _run(
     searcher: Any, parsed: Any, options: dict[str, Any], sort: SortOrder, page: int, limit: int
 ) -> SearchResults:
     """Search one open index and build the page."""
-    results = searcher.search(parsed, limit=page * limit, terms=True, **options)
+    options = dict(options)
+    flt = options.pop("filter")
+    # The filter as a set of document numbers, resolved once; whoosh's collector checks each
+    # match against it, so the total counts only matches that pass it.
+    allowed = None if flt is None else set(searcher.docs_for_query(flt))
+    if allowed is not None and not allowed:  # whoosh reads an empty filter as no filter
+        no_facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACET_NAMES}
+        facets = no_facets if "groupedby" in options else None
+        return SearchResults(total=0, page=page, pages=0, hits=(), facets=facets)
+    # No ``terms=True``: recording the matched terms makes whoosh step through every match
+    # and test each term per document; snippets highlight the query's terms instead.
+    if sort == "relevance" and "groupedby" not in options:
+        collector = _top_collector(page * limit, allowed)
+        searcher.search_with_collector(parsed, collector)
+        results = collector.results()
+    else:  # sorting and faceting collectors see (and count) every match anyway
+        results = searcher.search(parsed, limit=page * limit, filter=allowed, **options)
     results.fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
     results.formatter = _MarkFormatter()
     total = len(results)
-    if options.get("filter") is not None:
-        # whoosh counts the query's matches without the filter (the hits are filtered): count
-        # query and filter together
-        total = len(searcher.search(wq.And([parsed, options["filter"]]), limit=1))
     hits = tuple(
         _to_hit(h, sort == "relevance") for h in results[(page - 1) * limit : page * limit]
     )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from index import MARK_END, MARK_START, Hit, SearchResults, search
+from bench.search_bench import make_records
+from index import MARK_END, MARK_START, Hit, SearchResults, apply_changes, search
 from index.layout import current_generation
 from index.schema import VERSION_FILE
 from pipeline.errors import QuerySyntaxError, SearchIndexError
@@ -336,3 +337,31 @@ def test_a_filtered_total_counts_only_filtered_matches(search_index: Path, query
     one_page = search(search_index, query, limit=2, **options)
     assert one_page.total == len(matching & allowed)
     assert one_page.pages == -(-len(matching & allowed) // 2)
+
+
+@pytest.fixture(scope="module")
+def segmented_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 bench records committed 60 at a time: an index of several segments."""
+    path = tmp_path_factory.mktemp("segmented") / "index"
+    apply_changes(path, make_records(600), batch_size=60)
+    return path
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "mouth ciprofloxacin",
+        "mouth AND (ciprofloxacin OR holness) NOT major",
+        "clarithromycin AND (reported OR lormere) NOT cholesterol",
+    ],
+)
+def test_the_first_page_is_the_start_of_the_whole_ranking(segmented_index: Path, query: str):
+    # whoosh's own top-N collector swaps in pruned matchers as the N-th score rises; over
+    # several segments that dropped documents from the top 10 and miscounted the total for
+    # exactly these queries (the whole list, limit >= documents, was always right)
+    whole = search(segmented_index, query, limit=600)
+    first = search(segmented_index, query, limit=10)
+    assert whole.total > 10
+    assert [h.id for h in first.hits] == [h.id for h in whole.hits[:10]]
+    assert [h.score for h in first.hits] == [h.score for h in whole.hits[:10]]
+    assert (first.total, first.pages) == (whole.total, -(-whole.total // 10))
