@@ -51,6 +51,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not httpx2's is_redirect: i
 _MAX_RETRY_AFTER_WAIT = 60.0  # longer Retry-After: give up on the URL now, the host is backed off
 
 Scope = Callable[[str], str | None]
+#: Bytes of an unwanted body (304, redirect, error) read to keep its connection for reuse.
+_DRAIN_LIMIT = 64 * 1024
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -220,6 +222,7 @@ async def _follow(
         try:
             async with client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
+                    await _drain(response)
                     url = _next_hop(url, response, seen, scope)
                     continue
                 return await _read(response, target, url, settings=settings, started=started)
@@ -269,6 +272,7 @@ async def _read(
         etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
     )
     if response.status_code == 304:
+        await _drain(response)
         return Fetched(
             target=target,
             url=url,
@@ -281,6 +285,7 @@ async def _read(
             not_modified=True,
         )
     if response.status_code != 200:
+        await _drain(response)
         raise _bad_status(response, url)
     content_type = response.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -308,6 +313,19 @@ def _bad_status(response: httpx2.Response, url: str) -> BadStatus:
         parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
     )
     return BadStatus(f"HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
+
+
+async def _drain(response: httpx2.Response, limit: int = _DRAIN_LIMIT) -> None:
+    """Read and drop a body we do not need (304, redirect, error) so the connection is reused.
+
+    A response closed before its end closes its connection: every 304 of a recrawl cost a new
+    TCP connection. A body past ``limit`` is not worth reading; its connection is dropped.
+    """
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            return
 
 
 async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> bytes:

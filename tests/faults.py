@@ -39,6 +39,7 @@ class Hit:
     finished: float | None = None
     sent: int = 0  # body bytes written before the response ended or the client hung up
     hung_up: bool = False  # the client closed the connection before the whole body went out
+    connection: int = 0  # which TCP connection it came on (1, 2, ... in order of accept)
 
 
 class Reply:
@@ -109,6 +110,7 @@ class FaultServer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _in_flight: dict[str, int] = field(default_factory=dict)
     max_in_flight: dict[str, int] = field(default_factory=dict)
+    connections: int = 0  # TCP connections accepted so far
 
     def __enter__(self) -> FaultServer:
         server = self
@@ -152,9 +154,14 @@ class FaultServer:
     def _serve_connection(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = sock.makefile("rb")
+        with self._lock:
+            self.connections += 1
+            connection = self.connections
         try:
             while True:
                 hit = self._read_request(reader)
+                if hit is not None:
+                    hit.connection = connection
                 if hit is None or not self._answer(sock, hit):
                     return
         except OSError:

@@ -628,3 +628,36 @@ def test_rel_canonical_makes_one_record_of_many_urls(tmp_path):
     articles = [json.loads(line) for line in out.read_text().splitlines()]
     articles = [a for a in articles if a["kind"] == "article"]
     assert [a["url"] for a in articles] == [server.url("/post/")]
+
+
+# -- connections ---------------------------------------------------------------------------------
+def test_a_recrawl_of_304s_redirects_and_404s_keeps_one_connection(tmp_path):
+    def post_with_etag(hit: Hit, reply: Reply) -> None:
+        if hit.headers.get("if-none-match") == '"v1"':
+            reply.send(304, ETag='"v1"')
+            return
+        body = f'<article><h1>Post {hit.path}</h1><time datetime="2020-01-01">1 Jan</time>'
+        reply.send(200, html(body + "<p>Words of a post.</p>" * 20 + "</article>"), ETag='"v1"')
+
+    def moved(hit: Hit, reply: Reply) -> None:
+        reply.send(301, b"moved", Location="/p/0")
+
+    def missing(hit: Hit, reply: Reply) -> None:
+        reply.send(404, b"<p>no such page</p>")
+
+    routes = {
+        "/robots.txt": robots("User-agent: *\nAllow: /\n"),
+        "/": links_page(*(f"/p/{i}" for i in range(6)), "/moved", "/missing"),
+        "/p/*": post_with_etag,
+        "/moved": moved,
+        "/missing": missing,
+    }
+    with FaultServer(routes) as server:
+        crawl(tmp_path, server, concurrency=1, per_host_concurrency=1)
+        first = len(server.requests())
+        report = crawl(tmp_path, server, concurrency=1, per_host_concurrency=1)
+        again = server.requests()[first:]
+    assert report.not_modified == 6
+    assert {"/moved", "/missing", "/p/0", "/p/5"} <= {h.path for h in again}
+    # a body left unread closes the connection: each 304, redirect or 404 would open a new one
+    assert len({h.connection for h in again}) == 1, [(h.path, h.connection) for h in again]
