@@ -321,6 +321,8 @@ async def _drain(response: httpx2.Response, limit: int = _DRAIN_LIMIT) -> None:
     A response closed before its end closes its connection: every 304 of a recrawl cost a new
     TCP connection. A body past ``limit`` is not worth reading; its connection is dropped.
     """
+    if response.is_stream_consumed:  # already read (a response built in memory)
+        return
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
