@@ -160,6 +160,10 @@ def child(
                 "server_body_bytes": _delta(server_before, server_after, "body_bytes"),
                 "server_by_status": server_after["by_status"],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # the largest process the crawl started (e.g. an indexing process), if any
+                "peak_rss_children_mb": (
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+                ),
             }
             if label == "first":
                 out["truth"] = _check(settings, base, articles, topics)
