@@ -182,7 +182,7 @@ def main() -> None:
     for pair in ratios:
         pages, cpu = pair["pages_per_s_ratio"], pair["cpu_ratio"]
         print(
-            f"  {pair['crawldex']:<14} vs {pair['scrapy']:<22} pages/s x{pages:.2f}   CPU x{cpu:.2f}"
+            f"  {pair['crawldex']:<14} vs {pair['scrapy']:<22} pages/s x{pages:.2f}  CPU x{cpu:.2f}"
         )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"throughput-{args.articles}.json"
