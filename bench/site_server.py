@@ -107,7 +107,10 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
         pages[path] = page
         if not page.headers["Content-Type"].startswith(("text/html", "application/xml", "text/")):
             continue
-        for match in _LINK.finditer(page.identity):
+        identity = page.identity
+        if page.gzipped is not None:  # rebuilt from gzip on demand: 2 GB less at 20k heavy
+            page.identity = b""
+        for match in _LINK.finditer(identity):
             raw = (match.group(1) or match.group(2)).decode("utf-8", "replace").strip()
             raw = raw.replace("&amp;", "&")
             parts = urlsplit(raw)
@@ -117,9 +120,6 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
             if target.startswith("/") and target not in seen and not target.startswith("/search"):
                 seen.add(target)
                 queue.append(target)
-    for page in pages.values():  # identity is rebuilt from gzip on demand (memory at 100k)
-        if page.gzipped is not None:
-            page.identity = b""
     return pages
 
 
