@@ -1,10 +1,12 @@
 """A fast static server for the generated demo site at scale, in its own process.
 
-Generates ``pipeline.demo.build_site(articles=N, topics=T)``, discovers every page a crawler can
-reach (links, card images, robots.txt, sitemap.xml, breadth first from ``/``), pre-renders each
-one to gzip bytes with its ``ETag`` and ``Last-Modified``, then serves them from memory with a
-minimal HTTP/1.1 keep-alive server on ``asyncio`` (conditional GET answered 304, gzip or identity,
-HEAD). A request for a page not pre-rendered is rendered on the fly (counted as a miss).
+Generates ``pipeline.demo.build_site(articles=N, topics=T, layout=L)`` (``heavy`` by default: the
+WordPress-like theme, 30-60 KB articles; ``--layout plain`` for the 6-11 KB test pages),
+discovers every page a crawler can reach (links, card images, robots.txt, sitemap.xml, breadth
+first from ``/``), pre-renders each one to gzip bytes with its ``ETag`` and ``Last-Modified``,
+then serves them from memory with a minimal HTTP/1.1 keep-alive server on ``asyncio``
+(conditional GET answered 304, gzip or identity, HEAD). A request for a page not pre-rendered is
+rendered on the fly (counted as a miss).
 ``GET /__stats`` answers the counters as JSON (not counted itself).
 
     python -m bench.site_server --articles 2000 --port 8799           # serve until Ctrl-C
@@ -42,7 +44,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.demo import build_site, render_path
-from pipeline.demo.content import DemoSite
+from pipeline.demo.content import LAYOUTS, DemoSite
 from pipeline.demo.render import http_date
 from pipeline.demo.server import RequestHeaders, not_modified
 
@@ -105,7 +107,10 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
         pages[path] = page
         if not page.headers["Content-Type"].startswith(("text/html", "application/xml", "text/")):
             continue
-        for match in _LINK.finditer(page.identity):
+        identity = page.identity
+        if page.gzipped is not None:  # rebuilt from gzip on demand: 2 GB less at 20k heavy
+            page.identity = b""
+        for match in _LINK.finditer(identity):
             raw = (match.group(1) or match.group(2)).decode("utf-8", "replace").strip()
             raw = raw.replace("&amp;", "&")
             parts = urlsplit(raw)
@@ -115,9 +120,6 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
             if target.startswith("/") and target not in seen and not target.startswith("/search"):
                 seen.add(target)
                 queue.append(target)
-    for page in pages.values():  # identity is rebuilt from gzip on demand (memory at 100k)
-        if page.gzipped is not None:
-            page.identity = b""
     return pages
 
 
@@ -225,34 +227,38 @@ class SiteServer:
 
 
 def page_sizes(pages: dict[str, Page]) -> dict[str, float]:
-    """Identity and gzip sizes of the article pages (KB), to report what is served."""
+    """Identity and gzip sizes of the article and topic pages (KB), to report what is served."""
     article = re.compile(r"/[0-9]{4}/[0-9]{2}/[a-z0-9-]+/$")
-    sizes = [
-        (len(gzip.decompress(p.gzipped)), len(p.gzipped))
-        for path, p in pages.items()
-        if article.match(path) and p.gzipped is not None
-    ]
-    if not sizes:
-        return {}
-    return {
-        "article_pages": len(sizes),
-        "article_kb_mean": sum(s for s, _ in sizes) / len(sizes) / 1024,
-        "article_kb_min": min(s for s, _ in sizes) / 1024,
-        "article_kb_max": max(s for s, _ in sizes) / 1024,
-        "article_gzip_kb_mean": sum(g for _, g in sizes) / len(sizes) / 1024,
-    }
+    topic = re.compile(r"/topics/[a-z0-9-]+/(?:page/[0-9]+/)?$")
+    out: dict[str, float] = {}
+    for name, pattern in (("article", article), ("topic", topic)):
+        sizes = [
+            (len(gzip.decompress(p.gzipped)), len(p.gzipped))
+            for path, p in pages.items()
+            if pattern.match(path) and p.gzipped is not None and p.status == 200
+        ]
+        if sizes:
+            out[f"{name}_pages"] = len(sizes)
+            out[f"{name}_kb_mean"] = round(sum(s for s, _ in sizes) / len(sizes) / 1024, 1)
+            out[f"{name}_kb_min"] = round(min(s for s, _ in sizes) / 1024, 1)
+            out[f"{name}_kb_max"] = round(max(s for s, _ in sizes) / 1024, 1)
+            out[f"{name}_gzip_kb_mean"] = round(sum(g for _, g in sizes) / len(sizes) / 1024, 1)
+    return out
 
 
-def serve(articles: int, topics: int, port: int, host: str = "127.0.0.1") -> None:
+def serve(
+    articles: int, topics: int, port: int, layout: str = "heavy", host: str = "127.0.0.1"
+) -> None:
     """Build, pre-render and serve until killed; prints ``READY <base_url> <json>`` when up."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     base = f"http://{host}:{sock.getsockname()[1]}"
     started = time.perf_counter()
-    site = build_site(articles=articles, topics=topics)
+    site = build_site(articles=articles, topics=topics, layout=layout)
     server = SiteServer(site, base)
     info = {
+        "layout": layout,
         "articles": len(site.articles),
         "topics": len(site.topics),
         "pages": len(server.pages),
@@ -272,10 +278,12 @@ def serve(articles: int, topics: int, port: int, host: str = "127.0.0.1") -> Non
 
 
 @contextlib.contextmanager
-def start_server(articles: int, topics: int = 10) -> Iterator[tuple[str, dict[str, object]]]:
+def start_server(
+    articles: int, topics: int = 10, layout: str = "heavy"
+) -> Iterator[tuple[str, dict[str, object]]]:
     """Run the server as a subprocess; yields (base_url, info) and stops it afterwards."""
     cmd = [sys.executable, "-m", "bench.site_server", "--articles", str(articles)]
-    cmd += ["--topics", str(topics), "--port", "0"]
+    cmd += ["--topics", str(topics), "--layout", layout, "--port", "0"]
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
@@ -330,15 +338,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--topics", type=int, default=10)
+    parser.add_argument("--layout", choices=LAYOUTS, default="heavy")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--load", action="store_true", help="measure the server alone and exit")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     if not args.load:
-        serve(args.articles, args.topics, args.port)
+        serve(args.articles, args.topics, args.port, args.layout)
         return
-    with start_server(args.articles, args.topics) as (base, info):
+    with start_server(args.articles, args.topics, args.layout) as (base, info):
         print(f"site: {json.dumps(info)}")
         site = build_site(articles=args.articles, topics=args.topics)
         paths = [a.path for a in site.articles]

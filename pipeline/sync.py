@@ -126,9 +126,11 @@ def _needs_write(record: dict[str, Any], have: dict[str, str]) -> bool:
 
 
 def _differences(store: Store, path: Path) -> tuple[list[str], list[str]]:
-    """Ids to upsert (missing or stale in the index) and to delete (not active in the store)."""
-    want = store.records.active_article_hashes()
+    """Ids to upsert (missing or stale in the index) and to delete (not active in the store).
+
+    The store's side is streamed against the index's dict, each match popped from it: one
+    ``{id: hash}`` of every article in memory instead of two (at 100k articles, ~25 MB less).
+    """
     have = search_index.indexed_hashes(path)
-    stale = sorted(i for i, h in want.items() if have.get(i) != h)
-    extra = sorted(have.keys() - want.keys())
-    return stale, extra
+    stale = [i for i, h in store.records.iter_active_article_hashes() if have.pop(i, None) != h]
+    return sorted(stale), sorted(have)

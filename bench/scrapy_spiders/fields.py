@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 ARTICLE_RE = r"/[0-9]{4}/[0-9]{2}/[a-z0-9-]+/$"
 TOPIC_RE = r"/topics/[a-z0-9-]+/(?:page/[0-9]+/)?$"
 
 
+def _comment_count(text: str) -> int | None:
+    """'12 Comments' -> 12, 'Leave a comment' -> 0, 'Comments are closed' -> None."""
+    number = re.search(r"[0-9][0-9,]*", text)
+    if number:
+        return int(number.group().replace(",", ""))
+    return 0 if "leave a comment" in text.lower() else None
+
+
 def article(response: Any) -> dict[str, Any]:
     """An article page's record: title, dates, author, comments, summary, text, topics."""
-    comments = response.css(".comments-link a::text").re_first(r"([0-9][0-9,]*)")
+    comments = _comment_count(" ".join(response.css(".comments-link ::text").getall()))
     paragraphs = [
         "".join(p.css("::text").getall()).strip() for p in response.css(".entry-content > p")
     ]
@@ -21,7 +30,7 @@ def article(response: Any) -> dict[str, Any]:
         "published_at": response.css("time.published::attr(datetime)").get(),
         "updated_at": response.css("time.updated::attr(datetime)").get(),
         "author": response.css(".byline .author a::text").get("").strip(),
-        "comment_count": int(comments.replace(",", "")) if comments else None,
+        "comment_count": comments,
         "summary": response.css('meta[name="description"]::attr(content)').get(),
         "text": "\n\n".join(p for p in paragraphs if p),
         "topics": response.css(".cat-links a::text").getall(),

@@ -15,6 +15,7 @@ import json
 import unicodedata
 from datetime import datetime
 
+from pipeline.demo import heavy
 from pipeline.demo.content import DemoArticle, DemoSite
 from pipeline.demo.pages import Frame, card_date, document, esc, link_tag, meta_tag
 from pipeline.demo.prose import InlineSpan
@@ -49,7 +50,7 @@ def _span(span: InlineSpan, base: str, decompose: bool) -> str:
     return f"<{span.tag}>{inner}</{span.tag}>" if span.tag else inner
 
 
-def _entry_content(article: DemoArticle, base: str) -> str:
+def _entry_content(article: DemoArticle, base: str, sharing: str = "") -> str:
     """Paragraphs, then a tracking script and (post ids 1 mod 3) a figure.
 
     Post ids divisible by 3 write their non-ASCII letters decomposed (NFD), so an extractor
@@ -68,7 +69,7 @@ def _entry_content(article: DemoArticle, base: str) -> str:
             "</figure>"
         )
     script = f"<script>window.trackRead && trackRead({article.post_id})</script>"
-    return f'<div class="entry-content">\n{paragraphs}\n{script}{figure}\n</div>'
+    return f'<div class="entry-content">\n{paragraphs}\n{script}{figure}{sharing}\n</div>'
 
 
 def _byline(article: DemoArticle, base: str) -> str:
@@ -173,23 +174,29 @@ def article_page(site: DemoSite, base: str, article: DemoArticle) -> str:
     Returns:
         The page's HTML.
     """
+    crumbs, sharing, after = "", "", ""
+    comments = _comments(article)
+    if site.layout == "heavy":
+        crumbs, sharing, after = heavy.article_extras(site, base, article)
+        crumbs, after = crumbs + "\n", "\n" + after
+        comments = heavy.comments_section(article, base)
     topics = ", ".join(
         f'<a href="{base}/topics/{slug}/" rel="category tag">{esc(name)}</a>'
         for slug, name in zip(article.topic_slugs, article.topics, strict=True)
     )
-    main = f"""<article id="post-{article.post_id}" class="post type-post">
+    main = f"""{crumbs}<article id="post-{article.post_id}" class="post type-post">
   <header class="entry-header">
     <h1 class="entry-title">{esc(article.title)}</h1>
     <div class="entry-meta">
       {_byline(article, base)}
     </div>
   </header>
-  {_entry_content(article, base)}
+  {_entry_content(article, base, sharing)}
   <footer class="entry-footer">
     <span class="cat-links">Posted in {topics}</span>
   </footer>
-</article>
-{_comments(article)}"""
+</article>{after}
+{comments}"""
     body_class = "post-template-default single single-post"
     frame = Frame(article.title, _article_head(article, base), body_class, main)
     return document(site, base, frame)

@@ -21,6 +21,7 @@ from pipeline.demo.prose import InlineSpan, capitalize, slugify
 __all__ = [
     "ANCHOR",
     "DEMO_TIMEZONE",
+    "LAYOUTS",
     "LONDON",
     "SITE_NAME",
     "DemoArticle",
@@ -38,6 +39,10 @@ LONDON = ZoneInfo(DEMO_TIMEZONE)
 ANCHOR = datetime(2025, 11, 20, 12, 0, tzinfo=LONDON)
 """The demo site's "now" when ``build_site`` gets none: fixed, so output is identical run to run."""
 SITE_NAME = "MedGuide Demo"
+LAYOUTS = ("plain", "heavy")
+"""Page layouts: ``plain`` (the default, 6-11 KB articles: what the tests use) or ``heavy`` (a
+WordPress-like theme with its boilerplate, mega menu, sidebars and comments: 30-60 KB articles,
+for benchmarks). The site's content and truth are the same in both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +109,15 @@ class DemoTopic:
 class DemoSite:
     """The whole demo site: topics, articles (newest first) and paging; plus lookup helpers.
 
-    Build it with ``build_site``; derive a changed copy with ``with_article``.
+    Build it with ``build_site``; derive a changed copy with ``with_article``. ``layout`` (one of
+    ``LAYOUTS``) changes only how pages are rendered.
     """
 
     topics: tuple[DemoTopic, ...]
     articles: tuple[DemoArticle, ...]
     per_page: int = 10
     now: datetime = ANCHOR
+    layout: str = "plain"
     _articles: dict[str, DemoArticle] = field(init=False, repr=False, compare=False)
     _topics: dict[str, DemoTopic] = field(init=False, repr=False, compare=False)
     _modified: datetime = field(init=False, repr=False, compare=False)
@@ -170,7 +177,7 @@ class DemoSite:
             The changed site; this one is unchanged.
         """
         others = [a for a in self.articles if a.slug != article.slug]
-        return _assemble(self.topics, [*others, article], self.per_page, self.now)
+        return _assemble(self.topics, [*others, article], self.per_page, self.now, self.layout)
 
     def without_article(self, slug: str) -> DemoSite:
         """A copy without the article ``slug`` (its page then answers 404).
@@ -182,7 +189,7 @@ class DemoSite:
             The changed site; this one is unchanged.
         """
         others = [a for a in self.articles if a.slug != slug]
-        return _assemble(self.topics, others, self.per_page, self.now)
+        return _assemble(self.topics, others, self.per_page, self.now, self.layout)
 
     def expected_articles(self, base_url: str) -> list[dict[str, Any]]:
         """What a correct crawl must produce for every article, newest first.
@@ -259,6 +266,7 @@ def build_site(
     seed: int = 7,
     per_page: int = 10,
     now: datetime | None = None,
+    layout: str = "plain",
 ) -> DemoSite:
     """Generate the demo site; the same arguments always give the same site.
 
@@ -269,18 +277,21 @@ def build_site(
         per_page: cards per listing page.
         now: the site's "now" (aware); the newest article is at most a day older. Defaults to
             the fixed ``ANCHOR`` (2025-11-20 12:00 London), never the wall clock.
+        layout: how pages are rendered, one of ``LAYOUTS`` (the content is the same).
 
     Returns:
         The site, articles newest first.
 
     Raises:
-        ValueError: an argument is out of range, or ``now`` is naive.
+        ValueError: an argument is out of range, ``now`` is naive, or ``layout`` unknown.
     """
     if articles < 1 or not 1 <= topics <= len(prose.THEMES) or per_page < 1:
         raise ValueError(
             f"build_site needs articles >= 1, 1 <= topics <= {len(prose.THEMES)}, per_page >= 1; "
             f"got articles={articles}, topics={topics}, per_page={per_page}"
         )
+    if layout not in LAYOUTS:
+        raise ValueError(f"build_site(layout={layout!r}): choose one of {', '.join(LAYOUTS)}")
     if now is not None and now.tzinfo is None:
         raise ValueError("build_site(now=...) must be timezone-aware, e.g. datetime.now(UTC)")
     anchor = (now or ANCHOR).astimezone(LONDON).replace(second=0, microsecond=0)
@@ -292,11 +303,15 @@ def build_site(
     numbered = [
         replace(a, post_id=101 + i, has_jsonld=(101 + i) % 2 == 0) for i, a in enumerate(by_age)
     ]
-    return _assemble(topic_list, numbered, per_page, anchor)
+    return _assemble(topic_list, numbered, per_page, anchor, layout)
 
 
 def _assemble(
-    topics: tuple[DemoTopic, ...], articles: list[DemoArticle], per_page: int, now: datetime
+    topics: tuple[DemoTopic, ...],
+    articles: list[DemoArticle],
+    per_page: int,
+    now: datetime,
+    layout: str,
 ) -> DemoSite:
     """A consistent site: articles newest first and each topic's article list re-derived."""
     ordered = tuple(sorted(articles, key=lambda a: (a.published, a.slug), reverse=True))
@@ -308,6 +323,7 @@ def _assemble(
         articles=ordered,
         per_page=per_page,
         now=now,
+        layout=layout,
     )
 
 

@@ -134,6 +134,10 @@ def document(site: DemoSite, base: str, frame: Frame) -> str:
     Returns:
         The page's HTML.
     """
+    if site.layout == "heavy":
+        from pipeline.demo.heavy import heavy_document  # heavy builds on this module
+
+        return heavy_document(site, base, frame)
     menu = "\n".join(
         f'    <li><a href="{base}/topics/{t.slug}/">{esc(t.name)}</a></li>' for t in site.topics
     )

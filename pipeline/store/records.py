@@ -352,12 +352,14 @@ class RecordTable:
 
     def active_article_hashes(self) -> dict[str, str]:
         """``{id: content_hash}`` of every active article: what the search index must hold."""
-        return {
-            str(row[0]): str(row[1])
-            for row in self._conn.execute(
-                "SELECT id, content_hash FROM articles WHERE status = 'active'"
-            )
-        }
+        return dict(self.iter_active_article_hashes())
+
+    def iter_active_article_hashes(self) -> Iterator[tuple[str, str]]:
+        """``(id, content_hash)`` of every active article, streamed (memory flat in N)."""
+        for row in self._conn.execute(
+            "SELECT id, content_hash FROM articles WHERE status = 'active'"
+        ):
+            yield str(row[0]), str(row[1])
 
     def _article_out(self, row: sqlite3.Row) -> dict[str, Any]:
         record = json.loads(row["record"])
