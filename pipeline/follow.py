@@ -7,7 +7,8 @@ mode: a reader never blocks the crawl's writes) and applies finished batches of 
 to the index while the crawl goes on, on the second core.
 
 It starts only once a crawl has stored a batch of changes not yet indexed (``index.batch_size``),
-so a small crawl never pays the start-up of a process. It applies whole batches of articles
+so a small crawl never pays the start-up of a process. It commits a whole batch or more (up to
+four, when that much waits) of articles
 whose page has been fetched, in change order, and leaves the store's index watermark to the
 sync at the end of the run, which skips what the child already indexed (same content hash) and
 applies the rest; so a crash anywhere (of the crawl, of the child, or both) loses nothing.
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 #: The child's program: ``main`` below (``-m pipeline.follow`` would import this module twice).
 _CHILD = "import sys; from pipeline.follow import main; sys.exit(main(sys.argv[1:]))"
+#: A commit takes up to this many batches when that much is waiting.
+_MAX_BATCHES = 4
 #: Pages between the crawl's cheap checks of whether the child is worth starting.
 _CHECK_EVERY = 32
 
@@ -137,7 +140,7 @@ def _follow(settings: Settings, stop: threading.Event) -> int:
 def _apply_batch(
     store: Store, settings: Settings, cursor: int, written: dict[str, str]
 ) -> tuple[int, bool]:
-    """Apply the next whole batch of fetched articles changed after ``cursor``.
+    """Apply the fetched articles changed after ``cursor`` if a whole batch waits (up to four).
 
     Returns:
         The new cursor, and whether a whole batch was there (more may wait).
@@ -146,13 +149,15 @@ def _apply_batch(
     # Articles known only from a listing card wait for their page: indexing them twice (card,
     # then page a moment later) doubled the work of a first crawl, which lists before it reads.
     with closing(store.records.iter_articles(since_seq=cursor, fetched_only=True)) as changed:
-        batch = list(islice(changed, size))
+        batch = list(islice(changed, size * _MAX_BATCHES))
     if len(batch) < size:
         return cursor, False
     # A record listed again changes (new seq) with the same content: already indexed.
     todo = [r for r in batch if written.get(r["id"]) != r["content_hash"]]
     started = time.perf_counter()
-    search_index.apply_changes(index_dir(settings), todo, batch_size=size)
+    # One commit for all of it: a whoosh commit (segment flush, merges) cost ~40% of the
+    # child's time at one per batch, and the backlog only grows while the crawl is faster.
+    search_index.apply_changes(index_dir(settings), todo, batch_size=max(len(todo), 1))
     written.update((r["id"], r["content_hash"]) for r in todo)
     logger.debug(
         "indexed %s of %s changes in %.2fs", len(todo), len(batch), time.perf_counter() - started

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def settings(crawled_dir: Path, tmp_path: Path) -> Settings:
     return crawl_settings(tmp_path / "data", NOWHERE)
 
 
-def test_the_child_indexes_whole_batches_and_the_sync_writes_only_the_rest(settings: Settings):
+def test_the_child_indexes_what_waits_and_the_sync_writes_only_what_it_left(settings: Settings):
     settings = _with_index(settings, batch_size=15)
     path = index_dir(settings)
     with Store(settings.storage.dir) as store:
@@ -67,16 +68,23 @@ def test_the_child_indexes_whole_batches_and_the_sync_writes_only_the_rest(setti
         follower.start()
         try:
             assert follower.running
-            _wait_for(lambda: search_index.doc_count(path) == 30, "two batches of 15")
+            # up to 4 batches in one commit: all 40 at once
+            _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
         finally:
             written = follower.stop()
-        assert written == 30
+        assert written == 40
         assert not follower.running
-        assert search_index.doc_count(path) == 30  # 10 left: not a whole batch
         assert store.get_meta(WATERMARK_KEY) == "0"  # the sync's to move
+        with store.transaction():  # one article changes after the child stopped
+            store.records.mark_gone(articles[0]["url"], datetime.now(UTC), None)
         report = sync_index(store, settings)
-        # it reads all 40 changes and writes only the 10 the child left (the others' hashes match)
-        assert (report.mode, report.written, report.documents) == ("incremental", 10, 40)
+        # it reads all 41 changes and writes only the one the child never saw
+        assert (report.mode, report.written, report.deleted, report.documents) == (
+            "incremental",
+            0,
+            1,
+            39,
+        )
         assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
         assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
 
