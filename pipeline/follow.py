@@ -9,8 +9,9 @@ to the index while the crawl goes on, on the second core.
 It starts only once a crawl has stored a batch of changes not yet indexed (``index.batch_size``),
 so a small crawl never pays the start-up of a process. It commits a whole batch or more (up to
 four, when that much waits) of articles whose page has been fetched, in change order, and
-leaves the store's index watermark to the sync at the end of the run, which skips what the child already indexed (same content hash) and
-applies the rest; so a crash anywhere (of the crawl, of the child, or both) loses nothing.
+leaves the store's index watermark to the sync at the end of the run, which skips what the
+child already indexed (same content hash) and applies the rest; so a crash anywhere (of the
+crawl, of the child, or both) loses nothing.
 The child exits when asked, after its current batch, and on its own when its parent dies.
 
 The child is a ``python`` running ``main`` here with the settings on its stdin, not a
