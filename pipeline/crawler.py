@@ -298,6 +298,7 @@ class Crawler:
             self._fetch_failed(target, exc)
         except Exception:  # the one catch-all: one broken page must not stop the run
             logger.exception("unexpected error on %s; skipped and counted", target.url)
+            self.frontier.forget_recent()  # links it queued may have been rolled back
             self.report.errors += 1
             self._finish(target, "failed", "error", self.failed)
         finally:

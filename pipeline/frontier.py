@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
@@ -28,6 +28,7 @@ __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason
 logger = logging.getLogger(__name__)
 
 _CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
+_RECENT_CACHE = 16_384  # URLs remembered as queued in the current cycle (a few MB)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
 _SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
@@ -123,6 +124,7 @@ class Frontier:
         self.dropped: Counter[str] = Counter()
         # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
         # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
+        self._recently_queued: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._canonical = lru_cache(maxsize=_CANONICAL_CACHE)(
             partial(canonicalize_url, strip_params=self.strip_params)
         )
@@ -177,12 +179,27 @@ class Frontier:
         return (urlsplit(url).hostname or "").lower()
 
     def add(self, targets: Iterable[Target]) -> int:
-        """Queue targets (already canonical and in scope); returns how many were new."""
-        pairs = [(t, self.host(t.url)) for t in targets]
+        """Queue targets (already canonical and in scope); returns how many were new.
+
+        A URL this frontier queued in the current cycle a moment ago is not sent to the queue
+        again (it would be a no-op there): a theme links the same ~150 pages from every page.
+        """
         by_site: dict[str, list[tuple[Target, str]]] = {}
-        for pair in pairs:
-            by_site.setdefault(pair[0].site, []).append(pair)
+        recent = self._recently_queued
+        for target in targets:
+            key = (target.url, self.cycles[target.site])
+            if key in recent:
+                recent.move_to_end(key)
+                continue
+            recent[key] = None
+            by_site.setdefault(target.site, []).append((target, self.host(target.url)))
+        while len(recent) > _RECENT_CACHE:
+            recent.popitem(last=False)
         return sum(self.queue.enqueue(items, self.cycles[site]) for site, items in by_site.items())
+
+    def forget_recent(self) -> None:
+        """Forget what ``add`` queued lately: call after a store transaction was rolled back."""
+        self._recently_queued.clear()
 
     def links_from(self, parent: Target, page: Extracted) -> list[Target]:
         """In-scope targets a page links to: pagination first (with its topic), then the rest."""

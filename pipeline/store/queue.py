@@ -61,20 +61,10 @@ class SqliteFrontierQueue:
     def enqueue(self, targets: Iterable[tuple[Target, str]], cycle: int) -> int:
         """Queue ``(target, host)`` pairs not yet queued in ``cycle``; returns how many were new."""
         before = self._conn.total_changes
+        rows = []
         for target, host in targets:
             self._seq += 1
-            self._conn.execute(
-                """
-                INSERT INTO pages (url, site, host, depth, topic_url, page_no, priority, cycle,
-                                   state, seq)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
-                ON CONFLICT (url) DO UPDATE SET
-                    cycle = excluded.cycle, state = 'queued', depth = excluded.depth,
-                    topic_url = COALESCE(excluded.topic_url, pages.topic_url),
-                    page_no = excluded.page_no, priority = excluded.priority,
-                    seq = excluded.seq, reason = NULL
-                WHERE pages.cycle < excluded.cycle
-                """,
+            rows.append(
                 (
                     target.url,
                     target.site,
@@ -85,8 +75,23 @@ class SqliteFrontierQueue:
                     target.depth,
                     cycle,
                     self._seq,
-                ),
+                )
             )
+        # one prepared statement for the page's links (a heavy theme has ~150 per page)
+        self._conn.executemany(
+            """
+            INSERT INTO pages (url, site, host, depth, topic_url, page_no, priority, cycle,
+                               state, seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+            ON CONFLICT (url) DO UPDATE SET
+                cycle = excluded.cycle, state = 'queued', depth = excluded.depth,
+                topic_url = COALESCE(excluded.topic_url, pages.topic_url),
+                page_no = excluded.page_no, priority = excluded.priority,
+                seq = excluded.seq, reason = NULL
+            WHERE pages.cycle < excluded.cycle
+            """,
+            rows,
+        )
         return self._conn.total_changes - before
 
     def claim(

@@ -99,6 +99,25 @@ def test_depth_limit_drops_deep_links(frontier):
     assert frontier.dropped["max_depth"] == 1
 
 
+def test_a_url_queued_a_moment_ago_is_not_sent_to_the_queue_again(frontier):
+    sent: list[str] = []
+    enqueue = frontier.queue.enqueue
+
+    def spy(items, cycle):
+        items = list(items)
+        sent.extend(t.url for t, _host in items)
+        return enqueue(items, cycle)
+
+    frontier.queue.enqueue = spy
+    nav = [Target(url=f"http://site.test/{p}/", site="s", depth=1) for p in ("a", "b")]
+    assert frontier.add([*nav, Target(url="http://site.test/c/", site="s", depth=1)]) == 3
+    assert frontier.add([*nav, Target(url="http://site.test/d/", site="s", depth=2)]) == 1
+    assert sent == [f"http://site.test/{p}/" for p in "abcd"]
+    frontier.forget_recent()  # as after a rolled-back transaction: the queue decides again
+    assert frontier.add(nav) == 0
+    assert sent[4:] == [t.url for t in nav]
+
+
 def test_start_resumes_an_unfinished_cycle(tmp_path):
     with Store(tmp_path) as store:
         first = Frontier([SITE], store.queue, strip_params=(), max_depth=3)
