@@ -90,15 +90,24 @@ class IndexFollower:
         if self._process is not None:
             return
         level = str(logging.getLogger().getEffectiveLevel())
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, level],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdin is not None
-        self._process.stdin.write(self.settings.model_dump_json() + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, level],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self._process.stdin is not None
+            self._process.stdin.write(self.settings.model_dump_json() + "\n")
+            self._process.stdin.flush()
+        except OSError as exc:  # cannot start it, or it died at once: index after the crawl
+            logger.warning("cannot index beside the crawl (%s); indexing after it instead", exc)
+            self.enabled = False
+            if self._process is not None:
+                self._process.kill()
+                self._process.wait()
+                self._process = None
+            return
         logger.info("indexing beside the crawl in process %s", self._process.pid)
 
     def stop(self) -> int:

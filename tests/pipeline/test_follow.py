@@ -157,3 +157,17 @@ def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
     pid = int(done.stdout.split()[0])
     assert pid != os.getpid()
     _wait_for(lambda: _gone(pid), f"the orphaned index process {pid} to exit")
+
+
+def test_a_child_that_cannot_start_leaves_the_indexing_to_the_end_of_the_run(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sys, "executable", str(settings.storage.dir / "no-such-python"))
+    with Store(settings.storage.dir) as store:
+        follower = IndexFollower(_with_index(settings, batch_size=15), store)
+        follower.start()
+        assert not follower.running
+        assert not follower.enabled
+        assert follower.stop() == 0
+        report = sync_index(store, settings)
+    assert (report.written, report.documents) == (40, 40)
