@@ -171,10 +171,13 @@ class Recrawl:
     # -- article pages -----------------------------------------------------------------------
     def due(self, links: Iterable[Target]) -> list[Target]:
         """``links`` without the article pages that are not due yet (counted as ``not_due``)."""
+        links = list(links)
+        entries = self.table.refetch_entries([t.url for t in links])  # one query, not one a link
+        now = self.clock()
         kept = []
         for target in links:
-            entry = self.table.refetch_entry(target.url)
-            if entry is None or is_due(entry.due_at, self.clock()):
+            entry = entries.get(target.url)
+            if entry is None or is_due(entry.due_at, now):
                 kept.append(target)
             elif entry.checked_at < self.started:  # not one this run fetched already
                 self.not_due.add(target.url)

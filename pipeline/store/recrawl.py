@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,16 +54,17 @@ class RecrawlTable:
     def refetch_entry(self, url: str) -> RefetchEntry | None:
         """The schedule of the article page at ``url``, or None before its first fetch."""
         row = self._conn.execute("SELECT * FROM refetch_schedule WHERE url = ?", (url,)).fetchone()
-        if row is None:
-            return None
-        return RefetchEntry(
-            url=row["url"],
-            interval_s=int(row["interval_s"]),
-            due_at=datetime.fromisoformat(row["due_at"]),
-            page_hash=row["page_hash"],
-            checked_at=datetime.fromisoformat(row["checked_at"]),
-            changes=int(row["changes"]),
-        )
+        return None if row is None else _entry(row)
+
+    def refetch_entries(self, urls: Sequence[str]) -> dict[str, RefetchEntry]:
+        """The schedules of those of ``urls`` fetched before (one query per 500 URLs)."""
+        found: dict[str, RefetchEntry] = {}
+        for start in range(0, len(urls), 500):  # below SQLite's bound-parameter limit
+            chunk = urls[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM refetch_schedule WHERE url IN ({marks})"
+            found.update((row["url"], _entry(row)) for row in self._conn.execute(sql, chunk))
+        return found
 
     def set_refetch(
         self,
@@ -151,3 +153,15 @@ class RecrawlTable:
             "UPDATE articles SET last_seen_at = ? WHERE url = ? AND status = 'active'",
             [(now.isoformat(), url) for url in urls],
         )
+
+
+def _entry(row: sqlite3.Row) -> RefetchEntry:
+    """A ``refetch_schedule`` row as a ``RefetchEntry``."""
+    return RefetchEntry(
+        url=row["url"],
+        interval_s=int(row["interval_s"]),
+        due_at=datetime.fromisoformat(row["due_at"]),
+        page_hash=row["page_hash"],
+        checked_at=datetime.fromisoformat(row["checked_at"]),
+        changes=int(row["changes"]),
+    )
