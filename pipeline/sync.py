@@ -14,6 +14,7 @@ next run. Only an index that cannot be read at all (damaged, another schema vers
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,15 +90,13 @@ def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int)
     written = deleted = 0
     seconds = 0.0
     mode = "none"
+    have = search_index.indexed_hashes(path)  # kept equal to the index as changes are written
     if upto > watermark:
-        have = search_index.indexed_hashes(path)
-        changed = (
-            r for r in store.records.iter_articles(since_seq=watermark) if _needs_write(r, have)
-        )
+        changed = _writes(store.records.iter_articles(since_seq=watermark), have)
         stats = search_index.apply_changes(path, changed, batch_size=batch_size)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
-    stale, extra = _differences(store, path)
+    stale, extra = _differences(store, have)
     if stale or extra:
         logger.warning(
             "search index differs from the store: %s missing or stale, %s extra; repairing",
@@ -114,23 +113,28 @@ def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int)
     return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
 
 
-def _needs_write(record: dict[str, Any], have: dict[str, str]) -> bool:
-    """False when the index already holds this version of the record (or rightly lacks it).
+def _writes(records: Iterable[dict[str, Any]], have: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The records the index does not hold in this version, recording each in ``have``.
 
     Changes are applied again after a crash, and the index process of a crawl
-    (``pipeline.follow``) applies most of a crawl's changes before this sync sees them.
+    (``pipeline.follow``) applies most of a crawl's changes before this sync sees them: those
+    whose content hash the index already has (or that it rightly lacks) are skipped.
     """
-    if search_index.is_indexable(record):
-        return have.get(str(record["id"])) != record.get("content_hash")
-    return str(record["id"]) in have
+    for record in records:
+        record_id = str(record["id"])
+        if search_index.is_indexable(record):
+            if have.get(record_id) != record.get("content_hash"):
+                have[record_id] = str(record.get("content_hash") or "")
+                yield record
+        elif have.pop(record_id, None) is not None:
+            yield record
 
 
-def _differences(store: Store, path: Path) -> tuple[list[str], list[str]]:
+def _differences(store: Store, have: dict[str, str]) -> tuple[list[str], list[str]]:
     """Ids to upsert (missing or stale in the index) and to delete (not active in the store).
 
-    The store's side is streamed against the index's dict, each match popped from it: one
-    ``{id: hash}`` of every article in memory instead of two (at 100k articles, ~25 MB less).
+    ``have`` is the index's ``{id: hash}`` (consumed). The store's side is streamed against it,
+    each match popped: one such dict of every article in memory instead of two.
     """
-    have = search_index.indexed_hashes(path)
     stale = [i for i, h in store.records.iter_active_article_hashes() if have.pop(i, None) != h]
     return sorted(stale), sorted(have)
