@@ -30,7 +30,6 @@ import platform
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.runs import run_child
 from bench.site_server import fetch_stats, start_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -216,11 +216,7 @@ def main() -> None:
                     RESULTS.mkdir(exist_ok=True)
                     prof = RESULTS / f"e2e-{args.articles}-c{concurrency}.prof"
                     cmd += ["--profile-to", str(prof)]
-                done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    raise SystemExit(f"run at concurrency {concurrency} failed")
-                run = json.loads(done.stdout.strip().splitlines()[-1])
+                run = run_child(cmd, f"run at concurrency {concurrency}")
                 runs.append(run)
                 r = _row(run)
                 print(

@@ -42,7 +42,6 @@ import platform
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -236,6 +235,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.urls_file, args.concurrency)))
         return
+    from bench.runs import run_child
     from bench.site_server import start_server
 
     # SIGTERM (e.g. `timeout`) unwinds, so the run child and the site server are stopped too.
@@ -256,11 +256,7 @@ def main() -> None:
             for client in args.clients:
                 cmd = [sys.executable, "-m", "bench.fetch_bench", "--child", client]
                 cmd += ["--urls-file", str(urls_file), "--concurrency", str(args.concurrency)]
-                done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    raise SystemExit(f"run of {client} failed")
-                run = json.loads(done.stdout.strip().splitlines()[-1])
+                run = run_child(cmd, f"run of {client}")
                 runs.append(run)
                 print(_line(_row(run)), flush=True)
     medians: dict[str, dict[str, Any]] = {}

@@ -21,7 +21,6 @@ import json
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.runs import run_child
 from bench.site_server import start_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -151,13 +151,7 @@ def main() -> None:
                     cmd = [sys.executable, "-m", "bench.scrapy_bench", "--child", base]
                     cmd += ["--articles", str(args.articles), "--topics", str(args.topics)]
                     cmd += ["--concurrency", str(concurrency), "--spiders", spider]
-                    done = subprocess.run(
-                        cmd, cwd=root, capture_output=True, text=True, check=False
-                    )
-                    if done.returncode != 0:
-                        print(done.stderr[-3000:], file=sys.stderr)
-                        raise SystemExit(f"{spider} at concurrency {concurrency} failed")
-                    run = json.loads(done.stdout.strip().splitlines()[-1])
+                    run = run_child(cmd, f"{spider} at concurrency {concurrency}")
                     runs.append(run)
                     truth = run["truth"]
                     print(

@@ -29,13 +29,13 @@ import json
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.runs import run_child
 from bench.site_server import start_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,11 +47,7 @@ def _child(module: str, base: str, args: argparse.Namespace, extra: list[str]) -
     """Run one measured child (``python -m module --child base ...``); its last line of JSON."""
     cmd = [sys.executable, "-m", module, "--child", base]
     cmd += ["--articles", str(args.articles), "--topics", str(args.topics), *extra]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        print(done.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"{' '.join(cmd[2:3] + extra)} failed (exit {done.returncode})")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_child(cmd, " ".join(cmd[2:3] + extra))
 
 
 def _crawldex_row(run: dict[str, Any]) -> dict[str, Any]:
