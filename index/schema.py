@@ -26,6 +26,7 @@ from whoosh.analysis import (
 )
 from whoosh.support.charset import accent_map
 
+from index.analysis import FusedPositions
 from pipeline.errors import SearchIndexError
 
 logger = logging.getLogger(__name__)
@@ -70,13 +71,13 @@ def build_schema() -> Any:
     return fields.Schema(
         id=fields.ID(stored=True, unique=True, sortable=True),
         url=fields.ID(stored=True),
-        title=fields.TEXT(analyzer=english_analyzer(), field_boost=3.0, stored=True),
-        summary=fields.TEXT(analyzer=english_analyzer(), field_boost=1.5, stored=True),
+        title=_text(english_analyzer(), field_boost=3.0),
+        summary=_text(english_analyzer(), field_boost=1.5),
         # Storing the full text roughly doubles the index size, but whoosh can only highlight
         # (build snippets from) stored text; re-reading the store per hit would be slower.
-        text=fields.TEXT(analyzer=english_analyzer(), stored=True),
+        text=_text(english_analyzer()),
         topics=fields.KEYWORD(commas=True, lowercase=True, scorable=True, stored=True),
-        author=fields.TEXT(analyzer=name_analyzer(), stored=True),
+        author=_text(name_analyzer()),
         site=fields.ID(stored=True, analyzer=_lowercase_id_analyzer()),
         published=fields.DATETIME(
             stored=True, sortable=columns.NumericColumn("Q", default=_MISSING_LOWEST)
@@ -91,6 +92,13 @@ def build_schema() -> Any:
         # documents a crash left stale. A column, so reading all of them is one pass.
         content_hash=fields.ID(sortable=True),
     )
+
+
+def _text(analyzer: Any, field_boost: float = 1.0) -> Any:
+    """Return a stored, phrase-searchable ``TEXT`` field that indexes through ``FusedPositions``."""
+    field = fields.TEXT(analyzer=analyzer, field_boost=field_boost, stored=True)
+    field.format = FusedPositions(field_boost=field_boost)
+    return field
 
 
 def _lowercase_id_analyzer() -> Any:

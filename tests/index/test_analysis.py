@@ -1,0 +1,88 @@
+"""The fused analysis path gives exactly the postings whoosh's own analyzer chain gives."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from whoosh import formats
+from whoosh.analysis import RegexTokenizer, StemmingAnalyzer
+
+from index.analysis import FusedPositions
+from index.schema import build_schema, english_analyzer, name_analyzer
+
+TEXTS = [
+    "",
+    "The quick brown fox jumps over the lazy dog.",
+    "a an the of to in is it",  # nothing but stop words
+    "The the THE running runs Ran runner's, Résumés résumé RESUMES naïve café",
+    "Version 3.141 of big-time under_score e.g. U.S.A. x* wild*card 2025-11-01",
+    "Straße ΟΔΥΣΣΕΥΣ İstanbul ǅemal ﬁnance Ⅻ ½ ٣٤ 中文字 emoji🙂text",
+    "to be or not to be, that is the question: whether 'tis nobler",
+    "one  two\tthree\nfour\r\nfive — six…seven",
+]
+# Words the generator draws from: stop words, stems, accents, digits, odd Unicode.
+WORDS = st.sampled_from(
+    [
+        "the", "a", "of", "is", "Running", "runs", "café", "Résumé", "3.14", "U.S.",
+        "under_score", "x*", "İ", "ß", "ﬁ", "中文", "🙂", "don't", "--", "", " ", ".", "A.b",
+    ]
+)  # fmt: skip
+
+
+def _both(text: str, analyzer: Any, boost: float = 1.0) -> tuple[list[Any], list[Any]]:
+    fused = list(FusedPositions(field_boost=boost).word_values(text, analyzer, mode="index"))
+    plain = list(formats.Positions(field_boost=boost).word_values(text, analyzer, mode="index"))
+    return fused, plain
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("make", [english_analyzer, name_analyzer])
+def test_same_postings_as_whoosh(text: str, make: Any) -> None:
+    fused, plain = _both(text, make(), boost=3.0)
+    assert fused == plain
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(WORDS, max_size=40).map(" ".join))
+def test_same_postings_on_generated_text(text: str) -> None:
+    fused, plain = _both(text, english_analyzer())
+    assert fused == plain
+
+
+def test_the_fast_path_is_taken_and_cached() -> None:
+    fmt = FusedPositions()
+    analyzer = english_analyzer()
+    list(fmt.word_values("The runners ran", analyzer, mode="index"))
+    assert fmt.__dict__["_fused_cache"] == {"The": False, "runners": "runner", "ran": "ran"}
+
+
+def test_other_analyzers_and_arguments_take_whooshs_path() -> None:
+    fmt = FusedPositions()
+    # A bare tokenizer is not a composite analyzer; query mode is not indexing.
+    tokenizer = RegexTokenizer()
+    assert list(fmt.word_values("a b", tokenizer, mode="index")) == list(
+        formats.Positions().word_values("a b", tokenizer, mode="index")
+    )
+    assert "_fused_cache" not in fmt.__dict__
+    analyzer = StemmingAnalyzer()
+    list(fmt.word_values("some words", analyzer, mode="query"))
+    assert "_fused_cache" not in fmt.__dict__
+    # A list of words (whoosh's pre-tokenized input) is not text.
+    assert list(fmt.word_values(["x", "y"], analyzer, mode="index")) == list(
+        formats.Positions().word_values(["x", "y"], analyzer, mode="index")
+    )
+
+
+def test_schema_pickles_without_the_cache() -> None:
+    schema = build_schema()
+    text_format = schema["text"].format
+    assert isinstance(text_format, FusedPositions)
+    list(text_format.word_values("cached words", schema["text"].analyzer, mode="index"))
+    restored = pickle.loads(pickle.dumps(schema))
+    assert "_fused_cache" not in restored["text"].format.__dict__
+    words = "cached words"
+    assert list(restored["text"].index(words)) == list(schema["text"].index(words))
