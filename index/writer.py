@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from whoosh import fields, index, writing
 from whoosh.filedb.filestore import FileStorage
 
+from index.codec import Codec
 from index.layout import (
     current_generation,
     new_generation,
@@ -179,7 +180,7 @@ def _writing(
     segment (``multisegment``: no final merge of their postings in this process).
     This is the one place whoosh write errors happen, so the one place they are translated.
     """
-    options: dict[str, Any] = {"limitmb": limit_mb}
+    options: dict[str, Any] = {"limitmb": limit_mb, "codec": Codec()}
     if procs > 1:
         options.update(procs=procs, multisegment=True, batchsize=_JOB_SIZE)
     try:

@@ -1,0 +1,42 @@
+"""The index's codec: whoosh's segment format, with missing columns looked up once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index import apply_changes
+from index.codec import Codec
+from index.layout import current_generation, open_generation
+
+
+def test_segments_are_written_with_the_codec_and_remember_missing_columns(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    generation = current_generation(path)
+    assert generation is not None
+    ix = open_generation(generation, mmap=False)
+    (segment,) = ix._segments()
+    assert type(segment.codec()) is Codec
+
+    storage = segment.open_compound_file(ix.storage) if segment.is_compound() else ix.storage
+    reader = segment.codec().per_document_reader(storage, segment)
+    checks: list[str] = []
+    exists = type(storage).file_exists
+    monkeypatch.setattr(
+        type(storage), "file_exists", lambda self, name: checks.append(name) or exists(self, name)
+    )
+    # ``id`` is not scored, so it has no length column: whoosh's reader checked the file
+    # system on every call (once per posting while flushing); this one checks once.
+    assert [reader.doc_field_length(n, "id") for n in range(3)] == [0, 0, 0]
+    assert len(checks) == 1
+    assert reader.doc_field_length(0, "text") > 0
+    assert reader.doc_field_length(1, "text") > 0
+    assert len(checks) == 2
+    reader.close()
+    storage.close()
+    ix.close()
