@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
 from pipeline.config import SiteConfig
-from pipeline.models import ArticlePage, Extracted, Link, ListingPage, Target, Validators
+from pipeline.models import ArticlePage, Extracted, ListingPage, Target, Validators
 from pipeline.sitemaps import SitemapEntry
 
 __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 _CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
 _RECENT_CACHE = 16_384  # URLs remembered as queued in the current cycle (a few MB)
+#: A ``_verdict`` trap check that depends on what was seen before: made at each use.
+_ASK = "ask"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
 _SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
@@ -125,6 +127,7 @@ class Frontier:
         # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
         # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
         self._recently_queued: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._verdicts: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
         self._canonical = lru_cache(maxsize=_CANONICAL_CACHE)(
             partial(canonicalize_url, strip_params=self.strip_params)
         )
@@ -208,11 +211,10 @@ class Frontier:
         found: dict[str, Target] = {}
         if isinstance(page, ListingPage):
             self._pagination_targets(parent, page, depth, found)
-        links: Iterable[Link] = page.links
-        if isinstance(page, ListingPage):
-            links = [*(Link(c.url) for c in page.cards), *page.links]
-        for link in links:
-            self._consider(Target(url=link.url, site=site.name, depth=depth), site, found)
+            for card in page.cards:
+                self._consider(card.url, site, depth, found)
+        for link in page.links:
+            self._consider(link.url, site, depth, found)
         return list(found.values())
 
     def _pagination_targets(
@@ -226,34 +228,57 @@ class Frontier:
             number = _page_number(url, texts.get(url, ""))
             if number is None:
                 number = parent.page_no + 1 if index == 0 and page.next_url else 1000 + index
-            target = Target(
-                url=url, site=site.name, depth=depth, topic_url=topic_url, page_no=number
-            )
-            self._consider(target, site, found)
+            self._consider(url, site, depth, found, topic_url=topic_url, page_no=number)
 
-    def _consider(self, target: Target, site: SiteConfig, found: dict[str, Target]) -> None:
-        try:
-            url = self.canonical(target.url)
-        except ValueError:
-            self.dropped["bad_url"] += 1
-            return
+    def _consider(
+        self,
+        raw_url: str,
+        site: SiteConfig,
+        depth: int,
+        found: dict[str, Target],
+        *,
+        topic_url: str | None = None,
+        page_no: int = 1,
+    ) -> None:
+        url, scope, trap = self._verdict(raw_url, site)
         if url in found:
             return
-        reason = out_of_scope_reason(url, site)
-        if reason is None and target.depth > self.max_depth:
+        reason = scope
+        if reason is None and depth > self.max_depth:
             reason = "max_depth"
         if reason is None:
-            reason = self.trap_reason(url)
+            reason = trap if trap is not _ASK else self.trap_reason(url)
         if reason is not None:
             self.dropped[reason] += 1
             return
         found[url] = Target(
-            url=url,
-            site=target.site,
-            depth=target.depth,
-            topic_url=target.topic_url,
-            page_no=target.page_no,
+            url=url, site=site.name, depth=depth, topic_url=topic_url, page_no=page_no
         )
+
+    def _verdict(self, raw_url: str, site: SiteConfig) -> tuple[str, str | None, str | None]:
+        """(canonical URL, why it is out of scope, why it looks like a trap) of a link.
+
+        Every page repeats its theme's links, so the answer is remembered per site and URL.
+        The trap check of a URL with a query counts variants, so it is ``_ASK``: made each time.
+        """
+        key = (site.name, raw_url)
+        known = self._verdicts.get(key)
+        if known is not None:
+            return known
+        try:
+            url = self.canonical(raw_url)
+        except ValueError:
+            verdict: tuple[str, str | None, str | None] = (raw_url, "bad_url", None)
+        else:
+            scope = out_of_scope_reason(url, site)
+            trap = _ASK if scope is None and "?" in url else None
+            if scope is None and trap is None:
+                trap = self.trap_reason(url)
+            verdict = (url, scope, trap)
+        if len(self._verdicts) >= _CANONICAL_CACHE:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
 
     def sitemap_targets(
         self, site_name: str, entries: Iterable[SitemapEntry]
@@ -274,7 +299,7 @@ class Frontier:
                 self.dropped["bad_url"] += 1
                 continue
             lastmods[url] = entry.lastmod
-            self._consider(Target(url=url, site=site_name, depth=1), site, found)
+            self._consider(url, site, 1, found)
         fresh: list[Target] = []
         unchanged: list[Target] = []
         for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):

@@ -99,6 +99,47 @@ def test_depth_limit_drops_deep_links(frontier):
     assert frontier.dropped["max_depth"] == 1
 
 
+def test_verdicts_remembered_across_pages_still_count_drops_and_query_variants(tmp_path):
+    """Each page's theme links are judged once; drops are still counted per page, and the
+    query-variant trap still counts variants rather than trusting a remembered answer."""
+    with Store(tmp_path) as store:
+        f = Frontier(
+            [SITE], store.queue, strip_params=DEFAULT_STRIP_PARAMS, max_depth=3,
+            max_query_variants=2,
+        )  # fmt: skip
+        links = (
+            Link("http://other.test/"),
+            Link("http://site.test/wp-admin/"),
+            Link("http://site.test/a/b/a/b/a/b/a/b/a/b/"),
+            Link("http://site.test/search/?q=1"),
+            Link("http://site.test/search/?q=2"),
+            Link("http://site.test/search/?q=3"),
+            Link("http://site.test/post/"),
+        )
+        pages = [
+            ListingPage(url=f"http://site.test/p{n}/", name=None, description=None, cards=(),
+                        links=links)
+            for n in range(3)
+        ]  # fmt: skip
+        kept = [
+            sorted(t.url for t in f.links_from(Target(url=p.url, site="s", depth=1), p))
+            for p in pages
+        ]
+    # q=1 and q=2 are the two variants allowed; seen again on later pages they stay allowed.
+    expected = [
+        "http://site.test/post/",
+        "http://site.test/search/?q=1",
+        "http://site.test/search/?q=2",
+    ]
+    assert kept == [expected] * 3
+    assert f.dropped == {
+        "host": 3,
+        "excluded": 3,
+        "repeated_segments": 3,
+        "query_variants": 3,
+    }
+
+
 def test_a_url_queued_a_moment_ago_is_not_sent_to_the_queue_again(frontier):
     sent: list[str] = []
     enqueue = frontier.queue.enqueue
