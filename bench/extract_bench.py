@@ -38,9 +38,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SITE = SiteConfig(name="demo", start_urls=[f"{BASE}/"], timezone="Europe/London")
 
 
-def render_pages(articles: int) -> dict[str, list[tuple[str, str]]]:
+def render_pages(articles: int, layout: str = "plain") -> dict[str, list[tuple[str, str]]]:
     """(url, html) of every demo listing page and article page."""
-    site = build_site(articles=articles)
+    site = build_site(articles=articles, layout=layout)
     paths: dict[str, list[str]] = {"listing": [], "article": []}
     for topic in site.topics:
         pages = site.page_count(len(site.topic_articles(topic.slug)))
@@ -98,10 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=200, help="demo site size")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs; the best counts")
+    parser.add_argument("--layout", choices=("plain", "heavy"), default="plain")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
-    pages = render_pages(args.articles)
+    pages = render_pages(args.articles, args.layout)
     rows = {kind: measure(kind_pages, args.rounds) for kind, kind_pages in pages.items()}
     header = ("kind", "pages", "parse ms", "extract ms", "pages/s", "x parse")
     print("{:8} {:>6} {:>9} {:>11} {:>8} {:>8}".format(*header))
@@ -118,6 +119,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "articles": args.articles,
+        "layout": args.layout,
         "rounds": args.rounds,
         "results": rows,
     }
