@@ -372,6 +372,7 @@ class Crawler:
     ) -> ListingPlan:
         """The recrawl policy's cut of ``links`` (before the page's cards are stored)."""
         if not isinstance(page, ListingPage) or not isinstance(record, TopicPageRecord):
+            links = self.frontier.not_just_queued(links)
             return ListingPlan(self.recrawl.due(links), stopped=False, keep=[])
         return self.recrawl.plan_listing(
             target,
@@ -397,7 +398,7 @@ class Crawler:
                 )
                 known = plan.links
             else:
-                known = self.recrawl.due(known)
+                known = self.recrawl.due(self.frontier.not_just_queued(known))
             self.frontier.add(known)
             self.store.queue.complete(
                 target.url, "done", fetched_at=fetched.fetched_at, http_status=304

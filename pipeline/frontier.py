@@ -200,6 +200,11 @@ class Frontier:
             recent.popitem(last=False)
         return sum(self.queue.enqueue(items, self.cycles[site]) for site, items in by_site.items())
 
+    def not_just_queued(self, targets: Iterable[Target]) -> list[Target]:
+        """``targets`` less those ``add`` queued in the current cycle a moment ago."""
+        recent, cycles = self._recently_queued, self.cycles
+        return [t for t in targets if (t.url, cycles[t.site]) not in recent]
+
     def forget_recent(self) -> None:
         """Forget what ``add`` queued lately: call after a store transaction was rolled back."""
         self._recently_queued.clear()

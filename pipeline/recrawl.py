@@ -104,6 +104,7 @@ class Recrawl:
         self.refetch_min = duration_seconds(settings.refetch_min)
         self.refetch_max = duration_seconds(settings.refetch_max)
         self.not_due: set[str] = set()
+        self._waiting: set[str] = set()  # article pages found not due in this run
         self.stopped_walks = 0
         self.started = clock()
 
@@ -171,7 +172,8 @@ class Recrawl:
     # -- article pages -----------------------------------------------------------------------
     def due(self, links: Iterable[Target]) -> list[Target]:
         """``links`` without the article pages that are not due yet (counted as ``not_due``)."""
-        links = list(links)
+        waiting = self._waiting
+        links = [t for t in links if t.url not in waiting]  # most pages link the same articles
         entries = self.table.refetch_entries([t.url for t in links])  # one query, not one a link
         now = self.clock()
         kept = []
@@ -179,7 +181,9 @@ class Recrawl:
             entry = entries.get(target.url)
             if entry is None or is_due(entry.due_at, now):
                 kept.append(target)
-            elif entry.checked_at < self.started:  # not one this run fetched already
+                continue
+            waiting.add(target.url)  # not due this run: not looked up again
+            if entry.checked_at < self.started:  # not one this run fetched already
                 self.not_due.add(target.url)
         return kept
 

@@ -154,7 +154,10 @@ def test_a_url_queued_a_moment_ago_is_not_sent_to_the_queue_again(frontier):
     assert frontier.add([*nav, Target(url="http://site.test/c/", site="s", depth=1)]) == 3
     assert frontier.add([*nav, Target(url="http://site.test/d/", site="s", depth=2)]) == 1
     assert sent == [f"http://site.test/{p}/" for p in "abcd"]
+    later = Target(url="http://site.test/e/", site="s", depth=1)
+    assert frontier.not_just_queued([*nav, later]) == [later]
     frontier.forget_recent()  # as after a rolled-back transaction: the queue decides again
+    assert frontier.not_just_queued(nav) == nav
     assert frontier.add(nav) == 0
     assert sent[4:] == [t.url for t in nav]
 

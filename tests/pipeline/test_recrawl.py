@@ -252,3 +252,34 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path):
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert store.recrawl.refetch_entry("http://site.test/a/") is None
         assert store.recrawl.listing_walk("http://site.test/topics/a/") is not None
+
+
+def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(tmp_path):
+    """Every page of a site links the same articles: once one is found not due, later pages'
+    links to it are answered without another lookup, and it is still counted once."""
+    from pipeline.config import CrawlSettings
+    from pipeline.models import Target
+    from pipeline.recrawl import Recrawl
+
+    clock = Clock()
+    with Store(tmp_path) as store:
+        with store.transaction():
+            store.recrawl.set_refetch(
+                "http://s.test/waiting/",
+                interval_s=HOUR,
+                due_at=clock.now + timedelta(hours=1),
+                page_hash=None,
+                checked_at=clock.now - timedelta(hours=1),
+                changed=False,
+            )
+        clock.advance(minutes=1)
+        policy = Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
+        asked: list[list[str]] = []
+        lookup = store.recrawl.refetch_entries
+        store.recrawl.refetch_entries = lambda urls: asked.append(list(urls)) or lookup(urls)
+        links = [Target(url=u, site="s") for u in ("http://s.test/waiting/", "http://s.test/new/")]
+        first = policy.due(links)
+        second = policy.due(links)
+    assert [t.url for t in first] == [t.url for t in second] == ["http://s.test/new/"]
+    assert asked == [["http://s.test/waiting/", "http://s.test/new/"], ["http://s.test/new/"]]
+    assert policy.skipped() == {"not_due": 1}
