@@ -4,9 +4,15 @@ Starts ``bench.site_server`` (the generated site, pre-rendered, in its own proce
 concurrency and repeat (alternating: 16, 64, 16, 64, ...) runs a fresh child process that crawls
 the site into a new temporary data directory with ``pipeline.run.run_once`` (fetch -> extract ->
 store -> index -> change feed export; delay 0, per-host concurrency = concurrency, robots.txt
-obeyed, recrawl policy off: ``full_walk_every`` and ``refetch_min`` "0s"), then crawls it again
-unchanged (every page revalidated: conditional GETs answered 304). Each run's records are checked
-against the generator's truth (every article URL and every field of every article record).
+obeyed, the default recrawl policy), then crawls the unchanged site twice more:
+
+- **steady**: right away, as the scheduler would next: the policy asks each topic's first
+  listing page (and robots.txt, the sitemap) and nothing else, since nothing changed;
+- **recrawl**: with the crawl's clock moved 31 days on, past ``refetch_max`` and
+  ``full_walk_every``, so every page is due and revalidated: conditional GETs answered 304.
+
+Each first crawl's records are checked against the generator's truth (every article URL and every
+field of every article record).
 
     python -m bench.e2e_bench --articles 2000                  # ~2 minutes on 2 cores
     python -m bench.e2e_bench --articles 20000 --repeats 3     # the issue's size
@@ -17,7 +23,8 @@ Printed per run, and written to ``bench/results/e2e-<articles>.json``:
 - **CPU ms/page**: user + system CPU of the crawling process (``getrusage``, self + children)
   during the first crawl / pages fetched. The server's CPU is not included.
 - **peak RSS**: the child's ``ru_maxrss`` at the end of the first crawl (MB).
-- **recrawl s / %**: the unchanged recrawl's wall-clock seconds, and as a share of the first's.
+- **recrawl s / %**: the every-page conditional recrawl's wall-clock seconds, and as a share of
+  the first's; **steady s / %** the same for the steady-state recrawl.
 - **recrawl bytes**: body bytes downloaded by the recrawl (the server's count; 304s have none)
   against the first crawl's.
 """
@@ -62,8 +69,6 @@ def _settings(base: str, data_dir: str, concurrency: int) -> Any:
             "crawl.per_host_concurrency": concurrency,
             "crawl.respect_robots": True,
             "crawl.max_pages": 10_000_000,
-            "crawl.full_walk_every": "0s",
-            "crawl.refetch_min": "0s",
         },
     )
     site = {"name": "demo", "start_urls": [f"{base}/"], "timezone": "Europe/London"}
@@ -108,23 +113,28 @@ def _check(settings: Any, base: str, articles: int, topics: int) -> dict[str, An
 def child(
     base: str, concurrency: int, articles: int, topics: int, profile: Path | None = None
 ) -> dict[str, Any]:
-    """One measured run in this (fresh) process: first crawl, then an unchanged recrawl."""
+    """One measured run in this (fresh) process: first crawl, then two unchanged recrawls."""
     import cProfile
     import pstats
+    from datetime import UTC, datetime, timedelta
 
     from pipeline.run import run_once
+
+    def month_later() -> datetime:  # past refetch_max (30d) and full_walk_every (7d)
+        return datetime.now(UTC) + timedelta(days=31)
 
     out: dict[str, Any] = {"concurrency": concurrency}
     with tempfile.TemporaryDirectory() as tmp:
         settings = _settings(base, tmp, concurrency)
-        for label in ("first", "recrawl"):
+        for label in ("first", "steady", "recrawl"):
+            clock = month_later if label == "recrawl" else None
             server_before = fetch_stats(base)
             profiler = cProfile.Profile() if profile and label == "first" else None
             cpu, wall = _cpu(), time.perf_counter()
             if profiler is not None:
                 report = profiler.runcall(run_once, settings)
             else:
-                report = run_once(settings)
+                report = run_once(settings, clock=clock)
             wall, cpu = time.perf_counter() - wall, _cpu() - cpu
             if profiler is not None and profile is not None:
                 profiler.dump_stats(profile)
@@ -161,10 +171,13 @@ def _delta(before: dict[str, object], after: dict[str, object], key: str) -> int
 
 
 def _row(run: dict[str, Any]) -> dict[str, Any]:
-    first, again = run["first"], run["recrawl"]
+    first, again, steady = run["first"], run["recrawl"], run["steady"]
     pages = max(1, first["pages_fetched"])
     return {
         "concurrency": run["concurrency"],
+        "steady_s": steady["seconds"],
+        "steady_pct": 100 * steady["seconds"] / first["seconds"],
+        "steady_requests": steady["server_requests"],
         "pages": first["pages_fetched"],
         "pages_per_s": first["pages_fetched"] / first["seconds"],
         "cpu_ms_per_page": 1000 * first["cpu_seconds"] / pages,
@@ -204,7 +217,8 @@ def main() -> None:
         print(f"site: {json.dumps(info)}")
         header = (
             f"{'conc':>5}{'pages':>8}{'pages/s':>9}{'CPU ms/p':>9}{'RSS MB':>8}"
-            f"{'recrawl s':>10}{'% first':>8}{'recrawl B':>11}{'first B':>12}  truth"
+            f"{'steady s':>9}{'% first':>8}{'recrawl s':>10}{'% first':>8}{'recrawl B':>11}"
+            f"{'first B':>12}  truth"
         )
         print(header)
         for _ in range(args.repeats):
@@ -221,7 +235,8 @@ def main() -> None:
                 r = _row(run)
                 print(
                     f"{r['concurrency']:>5}{r['pages']:>8,}{r['pages_per_s']:>9.1f}"
-                    f"{r['cpu_ms_per_page']:>9.2f}{r['peak_rss_mb']:>8.0f}{r['recrawl_s']:>10.2f}"
+                    f"{r['cpu_ms_per_page']:>9.2f}{r['peak_rss_mb']:>8.0f}"
+                    f"{r['steady_s']:>9.2f}{r['steady_pct']:>7.1f}%{r['recrawl_s']:>10.2f}"
                     f"{r['recrawl_pct']:>7.0f}%{r['recrawl_bytes']:>11,}{r['first_bytes']:>12,}"
                     f"  {'ok' if r['truth_ok'] else 'MISMATCH ' + json.dumps(run['truth'])}",
                     flush=True,
@@ -231,7 +246,13 @@ def main() -> None:
         rows = [_row(r) for r in runs if r["concurrency"] == concurrency]
         medians[str(concurrency)] = {
             key: statistics.median(row[key] for row in rows)
-            for key in ("pages_per_s", "cpu_ms_per_page", "peak_rss_mb", "recrawl_pct")
+            for key in (
+                "pages_per_s",
+                "cpu_ms_per_page",
+                "peak_rss_mb",
+                "steady_pct",
+                "recrawl_pct",
+            )
         }
     RESULTS.mkdir(exist_ok=True)
     suffix = "-profiled" if args.profile else ""  # profiled runs are slower: kept apart
