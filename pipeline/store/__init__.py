@@ -175,12 +175,15 @@ class Store:
         after), else ``gone`` if its last change was going, else ``changed``.
         """
         out: dict[str, int] = {}
+        # One pass over the range, then the last change of each record by its seq (the
+        # primary key): a subquery per record re-scanned the range, O(n^2) in the changes.
         rows = self._conn.execute(
-            """SELECT kind, MAX(change = 'new') AS is_new,
-                      (SELECT c2.change FROM changes c2 WHERE c2.record_id = c.record_id
-                       AND c2.seq > ? AND c2.seq <= ? ORDER BY c2.seq DESC LIMIT 1) AS last
-               FROM changes c WHERE seq > ? AND seq <= ? GROUP BY kind, record_id""",
-            (after, upto, after, upto),
+            """WITH per_record AS (
+                   SELECT kind, MAX(change = 'new') AS is_new, MAX(seq) AS last_seq
+                   FROM changes WHERE seq > ? AND seq <= ? GROUP BY kind, record_id)
+               SELECT p.kind, p.is_new, c.change
+               FROM per_record p JOIN changes c ON c.seq = p.last_seq""",
+            (after, upto),
         )
         for kind, is_new, last in rows:
             change = "new" if is_new else ("gone" if last == "gone" else "changed")

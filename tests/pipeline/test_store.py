@@ -221,3 +221,28 @@ def test_not_a_database_is_a_clear_store_error(tmp_path):
     (tmp_path / "crawldex.sqlite3").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="crawldex database"):
         Store(tmp_path)
+
+
+def test_changes_between_counts_each_record_once_by_its_changes_in_the_range(store):
+    """Against a direct reading of the rule, on an interleaved history of many records."""
+    import random
+
+    rng = random.Random(7)
+    kinds = [rng.choice(["article", "topic"]) for _ in range(600)]
+    history = [(f"{kind}{rng.randrange(30)}", kind, rng.choice(CHANGE_KINDS)) for kind in kinds]
+    with store.transaction():
+        store._conn.executemany(
+            "INSERT INTO changes (record_id, kind, change, at) VALUES (?, ?, ?, 'x')", history
+        )
+    seqs = [row[0] for row in store._conn.execute("SELECT seq FROM changes ORDER BY seq")]
+    for after, upto in [(0, seqs[-1]), (seqs[99], seqs[450]), (seqs[300], seqs[301])]:
+        in_range = [h for s, h in zip(seqs, history, strict=True) if after < s <= upto]
+        expected: dict[str, int] = {}
+        for key in dict.fromkeys((rid, kind) for rid, kind, _ in in_range):
+            changes = [c for rid, kind, c in in_range if (rid, kind) == key]
+            change = "new" if "new" in changes else changes[-1]
+            expected[f"{key[1]}_{change}"] = expected.get(f"{key[1]}_{change}", 0) + 1
+        assert store.changes_between(after, upto) == expected
+
+
+CHANGE_KINDS = ("new", "changed", "gone")
