@@ -39,6 +39,10 @@ def clean_text(text: str | None) -> str | None:
     if not text:
         return None
     result = _clean_once(text)
+    if "&" not in result:
+        # Only decoding an entity can leave work for another pass: a pass ends with NFC text,
+        # no odd characters and whitespace collapsed, which the next pass would keep as is.
+        return result or None
     for _ in range(4):  # entity decoding or NFC can reveal more to clean; settle on a fixpoint
         again = _clean_once(result)
         if again == result:

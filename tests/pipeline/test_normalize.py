@@ -34,6 +34,7 @@ from pipeline.normalize import (
     parse_date,
     word_count,
 )
+from pipeline.normalize.text import _clean_once
 from tests.pipeline.test_extract import CASES, FIXTURES, fixture_path, jsonable
 
 NOW = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
@@ -301,6 +302,20 @@ def test_clean_text_never_raises_and_is_idempotent(text: str) -> None:
         assert once == once.strip()
         assert "\n\n\n" not in once
         assert unicodedata.is_normalized("NFC", once)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(" \n\r\x85\u2028\u2029\u2000\u200b\ufeff\x1f\u0301e\u212b\u0344")
+    )
+)
+def test_one_cleaning_pass_is_final_when_no_entity_is_left(text: str) -> None:
+    """clean_text stops after one pass when no "&" is left: line breaks, odd spaces, zero
+    widths and NFC-changing characters are all settled by that pass."""
+    once = _clean_once(text)
+    if "&" not in once:
+        assert _clean_once(once) == once
 
 
 @settings(max_examples=100, deadline=None)
