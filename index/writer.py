@@ -33,6 +33,7 @@ from index.layout import (
     read_index,
     remove_old_generations,
 )
+from index.merge import tiered
 from index.schema import (
     SCHEMA_VERSION,
     build_schema,
@@ -195,7 +196,7 @@ def _writing(
         writer.cancel()
         raise
     try:
-        writer.commit()
+        writer.commit(mergetype=tiered)
     except _WHOOSH_ERRORS as exc:
         raise SearchIndexError(
             f"committing to the search index in {path} failed: {exc}; "
