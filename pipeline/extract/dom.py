@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -96,19 +97,32 @@ class Document:
         """Every ``<a href>`` of the page, absolute, in page order."""
         found = []
         for node in select(self.tree.root, "a[href]"):
-            url = self.resolve(node.attributes.get("href"))
+            attributes = node.attributes  # selectolax builds this dict on each access
+            url = self.resolve(attributes.get("href"))
             if url is not None:
                 text = inline_text(node) or attr(select_first(node, "img[alt]"), "alt") or ""
-                found.append(Link(url=url, text=text, rel=attr(node, "rel") or ""))
+                rel = (attributes.get("rel") or "").strip()
+                found.append(Link(url=url, text=text, rel=rel))
         return tuple(found)
 
 
 def _join(base: str, href: str) -> str | None:
     """``urljoin`` that drops non-http(s) results and malformed URLs instead of raising."""
+    if "\n" in href or "\t" in href or "\r" in href:
+        href = href.replace("\n", "").replace("\t", "").replace("\r", "")
+    if href.startswith(("http://", "https://")):
+        return _checked(href)  # most links of a themed page: the same absolute URLs each page
     try:
-        if "\n" in href or "\t" in href or "\r" in href:
-            href = href.replace("\n", "").replace("\t", "").replace("\r", "")
-        url = href if href.startswith(("http://", "https://")) else urljoin(base, href)
+        url = urljoin(base, href)
+    except ValueError:
+        return None
+    return _checked(url)
+
+
+@lru_cache(maxsize=16_384)
+def _checked(url: str) -> str | None:
+    """``url`` if it is a well-formed absolute http(s) URL, else None."""
+    try:
         parts = urlsplit(url)
     except ValueError:
         return None
