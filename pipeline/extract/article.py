@@ -35,13 +35,12 @@ from pipeline.extract.selectors import (
     COMMENT_LINK,
     COMMENT_TITLE,
     COMMENT_TITLE_COUNT,
-    COMMENTS,
-    CONTENT_NOISE,
+    CONTENT_NOISE_OR_COMMENTS,
     COUNT_LIKE,
     DATE_LIKE,
     DATE_TEXT,
     FIELD_SOURCES,
-    NOISE,
+    NOISE_OR_COMMENTS,
     SITE_TITLE,
     TITLE_SEPARATORS,
     TOPICS,
@@ -106,7 +105,7 @@ def extract_article(
         The article's fields as the page states them, with the source of each.
     """
     page = _Page(doc, scope, jsonld, meta, selectors, set(exclude or ()))
-    skip = doc.region_ids(doc.body, NOISE) | doc.region_ids(doc.body, COMMENTS) | page.exclude
+    skip = doc.region_ids(doc.body, NOISE_OR_COMMENTS) | page.exclude
     page.skip = skip - _around(scope)  # a "widget" that holds the main area is not noise
     page.root = _article_root(page)
     page.skip -= _around(page.root)
@@ -363,7 +362,7 @@ def _content(page: _Page, readers: _Readers) -> tuple[str | None, str | None]:
     """The article body as paragraphs, and where it came from."""
     node, source = _content_node(page)
     if node is not None:
-        skip = select_ids(node, CONTENT_NOISE) | select_ids(node, COMMENTS) | page.exclude
+        skip = select_ids(node, CONTENT_NOISE_OR_COMMENTS) | page.exclude
         if page.title_node is not None:
             skip.add(page.title_node.mem_id)
         text = block_text(node, skip)

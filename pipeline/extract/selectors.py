@@ -38,6 +38,22 @@ CONTENT_NOISE = (
 )
 """Parts of an article body that are not its text."""
 
+
+def selector_union(*lists: str) -> str:
+    """One selector list matching what any of ``lists`` matches, each selector once.
+
+    lexbor walks the tree once per call, so one call with the union costs about one of its
+    parts. For lists of simple selectors (no commas inside a selector), as all here are.
+    """
+    return ", ".join(dict.fromkeys(part.strip() for query in lists for part in query.split(",")))
+
+
+NOISE_OR_COMMENTS = selector_union(NOISE, COMMENTS)
+"""``NOISE`` and ``COMMENTS`` in one list: what an article's fields never come from."""
+
+CONTENT_NOISE_OR_COMMENTS = selector_union(CONTENT_NOISE, COMMENTS)
+"""``CONTENT_NOISE`` and ``COMMENTS`` in one list: what an article's text leaves out."""
+
 SKIP_TAGS = frozenset(
     {"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
      "canvas", "select", "textarea", "video", "audio", "head", "title", "button"}

@@ -422,3 +422,30 @@ def test_archive_kind_from_url_body_class_and_heading(
     page = extract_page(html, url)
     assert isinstance(page, ListingPage)
     assert page.archive == archive
+
+
+def test_selector_unions_select_what_their_parts_select():
+    from pipeline.demo import build_site
+    from pipeline.demo.render import render_path
+    from pipeline.extract.dom import parse_document, select_ids
+    from pipeline.extract.selectors import (
+        COMMENTS,
+        CONTENT_NOISE,
+        CONTENT_NOISE_OR_COMMENTS,
+        NOISE,
+        NOISE_OR_COMMENTS,
+        selector_union,
+    )
+
+    assert selector_union("a, b", " b,c ") == "a, b, c"
+    site = build_site(articles=3, topics=1, layout="heavy")
+    response = render_path(site, "http://demo.test", site.articles[0].path)
+    assert response is not None
+    body = parse_document(response.body.decode(), "http://demo.test/").body
+    for union, parts in [
+        (NOISE_OR_COMMENTS, (NOISE, COMMENTS)),
+        (CONTENT_NOISE_OR_COMMENTS, (CONTENT_NOISE, COMMENTS)),
+    ]:
+        expected = set().union(*(select_ids(body, part) for part in parts))
+        assert select_ids(body, union) == expected
+        assert len(expected) > 5
