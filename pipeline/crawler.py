@@ -175,18 +175,16 @@ class Crawler:
         unless the recrawl schedule says they are due (comments change without a new lastmod)."""
         entries = await self._read_sitemaps(site)
         fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
-        due = [
-            t
-            for t in unchanged
-            if self.store.queue.page_kind(t.url) == "article" and self.recrawl.is_due(t.url)
-        ]
-        due_urls = {t.url for t in due}  # a set: sitemaps list tens of thousands of URLs
+        # Sitemaps list tens of thousands of URLs: the store is asked in batches, not per URL.
+        kinds = self.store.queue.page_states([t.url for t in unchanged])
+        articles = [t for t in unchanged if kinds.get(t.url, (None, None))[1] == "article"]
+        due_urls = self.recrawl.due_urls([t.url for t in articles])
+        due = [t for t in articles if t.url in due_urls]
         unchanged = [t for t in unchanged if t.url not in due_urls]
         with self.store.transaction():
             self.frontier.add([*fresh, *due])
             self.frontier.add(unchanged)
-            for target in unchanged:
-                self._skip_unchanged(target)
+            self._skip_unchanged(unchanged, kinds)
         logger.info(
             "%s: %s sitemap URLs queued, %s unchanged since last fetched",
             site.name,
@@ -226,16 +224,26 @@ class Crawler:
             self.gate.finished(host)
         return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
 
-    def _skip_unchanged(self, target: Target) -> None:
-        """Not refetched: the sitemap says it has not changed since we fetched it."""
-        if self.store.queue.page_kind(target.url) == "article":
-            self.store.records.touch_article(target.url, now_utc())
+    def _skip_unchanged(
+        self, targets: list[Target], states: dict[str, tuple[datetime | None, str | None]]
+    ) -> None:
+        """Not refetched: the sitemap says these have not changed since we fetched them."""
+        if not targets:
+            return
+        now = now_utc()
+        for target in targets:
+            if states.get(target.url, (None, None))[1] == "article":
+                self.store.records.touch_article(target.url, now)
         # an unchanged page only leads to what we have never fetched: pages we know are left to
         # the sitemap, the listings and the recrawl schedule
-        known = self.store.queue.known_links(target.url)
-        self.frontier.add([t for t in known if self.store.queue.fetched_at(t.url) is None])
-        self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
-        self.skipped["sitemap_unchanged"] += 1
+        known = self.store.queue.known_links_of([t.url for t in targets])
+        fetched = self.store.queue.page_states(list(known))
+        self.frontier.add(
+            [t for url, t in known.items() if fetched.get(url, (None, None))[0] is None]
+        )
+        for target in targets:
+            self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
+        self.skipped["sitemap_unchanged"] += len(targets)
 
     async def _dispatch(self) -> bool:
         """Run pages until the queue is empty, the page budget is used, or stop is set."""

@@ -51,8 +51,9 @@ class FrontierQueue(Protocol):
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
     def known_links(self, url: str) -> list[Target]: ...
-    def fetched_at(self, url: str) -> datetime | None: ...
     def page_kind(self, url: str) -> str | None: ...
+    def page_states(self, urls: Sequence[str]) -> dict[str, tuple[datetime | None, str | None]]: ...
+    def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]: ...
 
 
 def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:
@@ -307,12 +308,13 @@ class Frontier:
             self._consider(url, site, 1, found)
         fresh: list[Target] = []
         unchanged: list[Target] = []
+        states = self.queue.page_states(list(found))
         for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
-            fetched, lastmod = self.queue.fetched_at(target.url), lastmods.get(target.url)
+            fetched, kind = states.get(target.url, (None, None))
+            lastmod = lastmods.get(target.url)
             # no lastmod says nothing: a page we have is left to the recrawl schedule
             unseen = fetched is None or (lastmod is not None and lastmod > fetched)
-            is_listing = self.queue.page_kind(target.url) == "listing"
-            (fresh if unseen or is_listing else unchanged).append(target)
+            (fresh if unseen or kind == "listing" else unchanged).append(target)
         return fresh, unchanged
 
     def trap_reason(self, url: str) -> str | None:

@@ -187,10 +187,11 @@ class Recrawl:
                 self.not_due.add(target.url)
         return kept
 
-    def is_due(self, url: str) -> bool:
-        """Whether the page at ``url`` is due for a refetch (never fetched: yes); not counted."""
-        entry = self.table.refetch_entry(url)
-        return entry is None or is_due(entry.due_at, self.clock())
+    def due_urls(self, urls: Sequence[str]) -> set[str]:
+        """Those of ``urls`` due for a refetch (never fetched: due); not counted."""
+        entries = self.table.refetch_entries(urls)
+        now = self.clock()
+        return {u for u in urls if (e := entries.get(u)) is None or is_due(e.due_at, now)}
 
     def article_fetched(self, url: str, record: ArticleRecord) -> None:
         """An article page was fetched (200): schedule its next fetch."""

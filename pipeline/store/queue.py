@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from pipeline.models import Target, Validators
@@ -178,15 +178,42 @@ class SqliteFrontierQueue:
         ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def fetched_at(self, url: str) -> datetime | None:
-        """When ``url`` was last fetched (200 or 304), or None."""
-        row = self._conn.execute("SELECT fetched_at FROM pages WHERE url = ?", (url,)).fetchone()
-        return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
-
     def known_links(self, url: str) -> list[Target]:
         """The links followed from ``url`` last time it was fetched (replayed on a 304)."""
         row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
         return [] if row is None or row[0] is None else _unpack_links(row[0])
+
+    def page_states(self, urls: Sequence[str]) -> dict[str, tuple[datetime | None, str | None]]:
+        """``fetched_at`` and ``page_kind`` of those of ``urls`` the queue knows, in one query per
+        500 URLs (a sitemap lists tens of thousands)."""
+        found: dict[str, tuple[datetime | None, str | None]] = {}
+        for chunk in _chunks(urls):
+            rows = self._conn.execute(
+                "SELECT url, fetched_at, kind FROM pages "
+                f"WHERE url IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for url, fetched, kind in rows:
+                found[url] = (datetime.fromisoformat(fetched) if fetched else None, kind)
+        return found
+
+    def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]:
+        """The links followed from each of ``urls`` last time, each linked URL once (the first
+        found), in one query per 500 URLs."""
+        found: dict[str, Target] = {}
+        for chunk in _chunks(urls):
+            rows = self._conn.execute(
+                f"SELECT links FROM pages WHERE url IN ({','.join('?' * len(chunk))}) "
+                "AND links IS NOT NULL",
+                chunk,
+            )
+            for (blob,) in rows:
+                for r in json.loads(zlib.decompress(blob)):
+                    if r[0] not in found:
+                        found[r[0]] = Target(
+                            url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]
+                        )
+        return found
 
     def page_kind(self, url: str) -> str | None:
         """What ``url`` was the last time it was extracted (listing, article, other)."""
@@ -201,6 +228,12 @@ class SqliteFrontierQueue:
             list(sites),
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _chunks(urls: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``urls`` in slices below SQLite's bound-parameter limit."""
+    for start in range(0, len(urls), size):
+        yield urls[start : start + size]
 
 
 def _pack_links(links: Sequence[Target]) -> bytes:

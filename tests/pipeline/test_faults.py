@@ -564,6 +564,53 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
     assert "elsewhere" not in str([h.path for h in server.requests()])
 
 
+def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetched(tmp_path):
+    """/s/old is unchanged (sitemap lastmod) and not refetched; the page it linked to failed
+    last time, so it is queued again from /s/old's stored links, once, and fetched."""
+    failing = [True]
+
+    def old(hit: Hit, reply: Reply) -> None:
+        body = '<article class="post"><h1 class="entry-title">Old</h1><time datetime="2020-01-01">'
+        links = '<a href="/s/target">next</a> <a href="/s/other">other</a>'
+        reply.send(200, html(body + "1 Jan</time><p>" + "Words. " * 30 + "</p>" + links))
+
+    def target(hit: Hit, reply: Reply) -> None:
+        if failing[0]:
+            reply.send(404, b"not yet")
+        else:
+            post(hit, reply)
+
+    def urlset(hit: Hit, reply: Reply) -> None:
+        urls = "".join(
+            f"<url><loc>{server.url(p)}</loc><lastmod>2020-01-01</lastmod></url>"
+            for p in ("/s/old", "/s/other")
+        )
+        reply.send(
+            200,
+            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'.encode(),
+            content_type="text/xml",
+        )
+
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, f"Sitemap: {server.url('/pages.xml')}\n".encode(), content_type="text/plain"
+        ),
+        "/pages.xml": urlset,
+        "/": links_page(),
+        "/s/old": old,
+        "/s/other": post,
+        "/s/target": target,
+    }
+    with FaultServer(routes) as server:
+        crawl(tmp_path, server, refetch_min="1h")
+        failing[0] = False
+        server.hits.clear()
+        second = crawl(tmp_path, server, refetch_min="1h")
+    assert second.skipped == {"sitemap_unchanged": 2}
+    assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/target"]
+    assert second.pages_fetched == 2  # "/" (it sends no validators) and /s/target
+
+
 # -- retries and canonical URLs ----------------------------------------------------------------
 def flaky(failures: int, how: str) -> Any:
     """Fail the first ``failures`` requests (a 502, or a TCP reset), then serve an article."""
