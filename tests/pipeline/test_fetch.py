@@ -291,3 +291,34 @@ def test_decode_html_detects_only_when_nothing_is_declared(monkeypatch):
 def test_decode_html_never_raises_on_invalid_bytes():
     text, _ = decode_html(b"<p>\xff\xfe\xfa broken \xc3</p>", "text/html; charset=utf-8")
     assert "broken" in text
+
+
+def test_the_clients_pool_sees_a_connection_its_server_closed():
+    """The run's client checks idle connections with ``_QuickIdleCheckStream`` (its own socket,
+    no anyio attribute table), and that check still sees a server's close."""
+    import select
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    async def go() -> tuple[bool, bool, str]:
+        client = make_client(CrawlSettings())
+        backend = client._transport._pool._network_backend
+        stream = await backend.connect_tcp("127.0.0.1", port, timeout=5)
+        server_side, _ = listener.accept()
+        before = stream.get_extra_info("is_readable")
+        server_side.close()
+        sock = stream.get_extra_info("socket")
+        select.select([sock], [], [], 5)  # until the close has arrived (no sleeping)
+        after = stream.get_extra_info("is_readable")
+        await stream.aclose()
+        await client.aclose()
+        return before, after, type(stream).__name__
+
+    try:
+        before, after, kind = asyncio.run(go())
+    finally:
+        listener.close()
+    assert kind == "_QuickIdleCheckStream"
+    assert (before, after) == (False, True)
