@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 _CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
 _RECENT_CACHE = 16_384  # URLs remembered as queued in the current cycle (a few MB)
+#: An http(s) URL's scheme and host when the host is plain ASCII (no userinfo, escapes or IDN),
+#: which canonicalization only lower-cases.
+_PLAIN_HOST = re.compile(r"(https?)://([A-Za-z0-9.-]+)(?=[:/?]|$)", re.IGNORECASE)
 #: A ``_verdict`` trap check that depends on what was seen before: made at each use.
 _ASK = "ask"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -264,27 +267,39 @@ class Frontier:
     def _verdict(self, raw_url: str, site: SiteConfig) -> tuple[str, str | None, str | None]:
         """(canonical URL, why it is out of scope, why it looks like a trap) of a link.
 
-        Every page repeats its theme's links, so the answer is remembered per site and URL.
+        Every page repeats its theme's links, so the answer is remembered per site and URL
+        (without its fragment, which canonical URLs drop: a post's comment anchors are one URL).
         The trap check of a URL with a query counts variants, so it is ``_ASK``: made each time.
+        A plain host outside the site (share buttons, other sites) is dropped before the
+        canonicalization, which would not change it.
         """
+        raw_url = raw_url.partition("#")[0]
         key = (site.name, raw_url)
         known = self._verdicts.get(key)
         if known is not None:
             return known
+        match = _PLAIN_HOST.match(raw_url)
+        if match is not None and match.group(2).lower() not in site.hosts:
+            verdict: tuple[str, str | None, str | None] = (raw_url, "host", None)
+            self._remember(key, verdict)
+            return verdict
         try:
             url = self.canonical(raw_url)
         except ValueError:
-            verdict: tuple[str, str | None, str | None] = (raw_url, "bad_url", None)
+            verdict = (raw_url, "bad_url", None)
         else:
             scope = out_of_scope_reason(url, site)
             trap = _ASK if scope is None and "?" in url else None
             if scope is None and trap is None:
                 trap = self.trap_reason(url)
             verdict = (url, scope, trap)
+        self._remember(key, verdict)
+        return verdict
+
+    def _remember(self, key: tuple[str, str], verdict: tuple[str, str | None, str | None]) -> None:
         if len(self._verdicts) >= _CANONICAL_CACHE:
             self._verdicts.clear()
         self._verdicts[key] = verdict
-        return verdict
 
     def sitemap_targets(
         self, site_name: str, entries: Iterable[SitemapEntry]

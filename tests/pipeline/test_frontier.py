@@ -140,6 +140,32 @@ def test_verdicts_remembered_across_pages_still_count_drops_and_query_variants(t
     }
 
 
+def test_fragments_and_foreign_hosts_cost_no_canonicalization(frontier):
+    """A post's comment anchors are one URL, canonicalized once; a share button's plain foreign
+    host is dropped before canonicalization; odd hosts still take the full path."""
+    seen: list[str] = []
+    real = frontier._canonical
+
+    def spy(url: str) -> str:
+        seen.append(url)
+        return real(url)
+
+    frontier._canonical = spy
+    post = "http://site.test/2025/11/post/"
+    links = (
+        *(Link(f"{post}#comment-{n}") for n in range(5)),
+        Link("https://www.facebook.com/sharer.php?u=" + post),
+        Link("https://TWITTER.com/intent/tweet?url=" + post),
+        Link("http://user@other.test/"),  # userinfo: not a plain host
+        Link("HTTP://SITE.TEST/2025/11/post/#top"),
+    )
+    page = ListingPage(url="http://site.test/", name=None, description=None, cards=(), links=links)
+    targets = frontier.links_from(Target(url=page.url, site="s", depth=0), page)
+    assert [t.url for t in targets] == [post]
+    assert seen == [post, "http://user@other.test/", "HTTP://SITE.TEST/2025/11/post/"]
+    assert frontier.dropped["host"] == 3
+
+
 def test_a_url_queued_a_moment_ago_is_not_sent_to_the_queue_again(frontier):
     sent: list[str] = []
     enqueue = frontier.queue.enqueue
