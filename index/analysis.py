@@ -8,7 +8,9 @@ tokens by term. In the index process that chain was the largest single cost of i
 ``FusedPositions`` is the ``Positions`` format with a fast path for the analyzers this schema
 uses: a regex tokenizer followed only by per-word filters. Those filters turn each word into the
 same term (or drop it as a stop word) whatever surrounds it, so the term of a word is computed
-once, by running whoosh's own filters on that word alone, and cached. The tokens are then just
+once, by running whoosh's own filters on that word alone, and cached (per analyzer
+configuration, for the whole process: every index write unpickles the schema anew). The tokens
+are then just
 the regex's matches looked up in the cache. Positions follow ``StopFilter``'s renumbering. Any
 other analyzer, argument or value takes whoosh's own path, so the postings are identical either
 way (``tests/index/test_analysis.py`` compares them).
@@ -16,6 +18,8 @@ way (``tests/index/test_analysis.py`` compares them).
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +36,7 @@ from whoosh.analysis.acore import Token
 
 #: Filters whose output for a word depends on that word alone.
 _PER_WORD_FILTERS = (LowercaseFilter, CharsetFilter, StopFilter, StemFilter)
-#: Cached words per field before the cache starts over: bounds memory on a huge vocabulary.
+#: Cached words per analyzer before the cache starts over: bounds memory on a huge vocabulary.
 _CACHE_LIMIT = 200_000
 
 
@@ -48,8 +52,7 @@ class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is unty
         if plan is None:
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        finditer, term_of, renumber = plan
-        cache: dict[str, str | bool] = self.__dict__.setdefault("_fused_cache", {})
+        finditer, term_of, renumber, cache = plan
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
         poses: dict[str, list[int]] = {}
@@ -77,14 +80,13 @@ class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is unty
         for term, poslist in poses.items():
             yield (term, len(poslist), len(poslist) * boost, encode(poslist))
 
-    def _plan(self, analyzer: Any) -> tuple[Any, Any, bool] | None:
-        """Return (regex finditer, word -> term, renumber) for a fusable analyzer, else None."""
+    def _plan(self, analyzer: Any) -> _Plan | None:
+        """Return how to analyze with a fusable analyzer, else None."""
         known = self.__dict__.get("_fused_plan")
         if known is not None and known[0] is analyzer:
             return known[1]  # type: ignore[no-any-return]
         plan = _make_plan(analyzer)
         self.__dict__["_fused_plan"] = (analyzer, plan)
-        self.__dict__.pop("_fused_cache", None)  # terms of the previous analyzer
         return plan
 
 
@@ -93,7 +95,15 @@ def _plain(kwargs: dict[str, Any]) -> bool:
     return set(kwargs) <= {"mode"} and kwargs.get("mode", "index") == "index"
 
 
-def _make_plan(analyzer: Any) -> tuple[Any, Any, bool] | None:
+#: (regex finditer, word -> term or False, renumber positions, the word -> term cache)
+_Plan = tuple[Any, Any, bool, dict[str, str | bool]]
+#: Word -> term caches by analyzer configuration (its pickled filters), shared by every schema
+#: this process unpickles: each index write opens the index again, and the terms would be
+#: worked out again each time.
+_CACHES: dict[bytes, dict[str, str | bool]] = {}
+
+
+def _make_plan(analyzer: Any) -> _Plan | None:
     if not isinstance(analyzer, CompositeAnalyzer):
         return None
     tokenizer, *filters = analyzer.items
@@ -115,4 +125,27 @@ def _make_plan(analyzer: Any) -> tuple[Any, Any, bool] | None:
                 return str(out.text)
         return False
 
-    return tokenizer.expression.finditer, term_of, renumber
+    cache = _CACHES.setdefault(pickle.dumps(_canonical(analyzer.items)), {})
+    return tokenizer.expression.finditer, term_of, renumber, cache
+
+
+def _canonical(value: Any) -> Any:
+    """A picklable description of an analyzer's parts that is equal for equal configurations:
+    sets and dicts sorted (an unpickled set may iterate in another order), functions and
+    patterns by name, objects by class and state."""
+    if isinstance(value, (frozenset, set)):
+        return ("set", tuple(sorted((_canonical(v) for v in value), key=repr)))
+    if isinstance(value, dict):
+        items = ((_canonical(k), _canonical(v)) for k, v in value.items())
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, re.Pattern):
+        return ("re", value.pattern, value.flags)
+    if callable(value) and hasattr(value, "__qualname__"):
+        return ("fn", getattr(value, "__module__", ""), value.__qualname__)
+    if hasattr(value, "__dict__"):
+        state = value.__getstate__() if hasattr(value, "__getstate__") else vars(value)
+        cls = type(value)
+        return ("obj", cls.__module__, cls.__qualname__, _canonical(state))
+    return value

@@ -57,7 +57,21 @@ def test_the_fast_path_is_taken_and_cached() -> None:
     fmt = FusedPositions()
     analyzer = english_analyzer()
     list(fmt.word_values("The runners ran", analyzer, mode="index"))
-    assert fmt.__dict__["_fused_cache"] == {"The": False, "runners": "runner", "ran": "ran"}
+    cache = fmt.__dict__["_fused_plan"][1][3]
+    assert {"The": False, "runners": "runner", "ran": "ran"}.items() <= cache.items()
+
+
+def test_schemas_unpickled_again_share_the_term_cache() -> None:
+    """Each index write unpickles the schema again; its terms are not worked out again."""
+    first, second = build_schema(), pickle.loads(pickle.dumps(build_schema()))
+    for schema in (first, second):
+        list(schema["text"].index("Cached words"))
+    caches = [s["text"].format.__dict__["_fused_plan"][1][3] for s in (first, second)]
+    assert caches[0] is caches[1]
+    assert "Cached" in caches[0]
+    # another analyzer configuration (no stemming) has its own
+    list(first["author"].index("Cached words"))
+    assert first["author"].format.__dict__["_fused_plan"][1][3] is not caches[0]
 
 
 def test_other_analyzers_and_arguments_take_whooshs_path() -> None:
@@ -67,10 +81,10 @@ def test_other_analyzers_and_arguments_take_whooshs_path() -> None:
     assert list(fmt.word_values("a b", tokenizer, mode="index")) == list(
         formats.Positions().word_values("a b", tokenizer, mode="index")
     )
-    assert "_fused_cache" not in fmt.__dict__
+    assert fmt.__dict__["_fused_plan"] == (tokenizer, None)
     analyzer = StemmingAnalyzer()
     list(fmt.word_values("some words", analyzer, mode="query"))
-    assert "_fused_cache" not in fmt.__dict__
+    assert fmt.__dict__["_fused_plan"] == (tokenizer, None)  # query mode did not plan
     # A list of words (whoosh's pre-tokenized input) is not text.
     assert list(fmt.word_values(["x", "y"], analyzer, mode="index")) == list(
         formats.Positions().word_values(["x", "y"], analyzer, mode="index")
@@ -83,6 +97,6 @@ def test_schema_pickles_without_the_cache() -> None:
     assert isinstance(text_format, FusedPositions)
     list(text_format.word_values("cached words", schema["text"].analyzer, mode="index"))
     restored = pickle.loads(pickle.dumps(schema))
-    assert "_fused_cache" not in restored["text"].format.__dict__
+    assert "_fused_plan" not in restored["text"].format.__dict__
     words = "cached words"
     assert list(restored["text"].index(words)) == list(schema["text"].index(words))
