@@ -10,10 +10,9 @@ uses: a regex tokenizer followed only by per-word filters. Those filters turn ea
 same term (or drop it as a stop word) whatever surrounds it, so the term of a word is computed
 once, by running whoosh's own filters on that word alone, and cached (per analyzer
 configuration, for the whole process: every index write unpickles the schema anew). The tokens
-are then just
-the regex's matches looked up in the cache. Positions follow ``StopFilter``'s renumbering. Any
-other analyzer, argument or value takes whoosh's own path, so the postings are identical either
-way (``tests/index/test_analysis.py`` compares them).
+are then just the regex's matches looked up in the cache. Positions follow ``StopFilter``'s
+renumbering. Any other analyzer, argument or value takes whoosh's own path, so the postings are
+identical either way (``tests/index/test_analysis.py`` compares them).
 """
 
 from __future__ import annotations

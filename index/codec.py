@@ -62,7 +62,8 @@ class _PerDocReader(W3PerDocReader):  # type: ignore[misc]  # whoosh is untyped
 
 
 class Codec(W3Codec):  # type: ignore[misc]
-    """``W3Codec`` whose per-document readers remember missing columns."""
+    """``W3Codec`` whose per-document readers remember missing columns and read length
+    columns whole."""
 
     def per_document_reader(self, storage: Any, segment: Any) -> Any:
         return _PerDocReader(storage, segment)

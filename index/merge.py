@@ -10,9 +10,8 @@ per document, against 1.9 at 5,000, and most of the difference was merging.
 by their live document count (1-9, 10-99, 100-999, ...); a tier that holds ``FANOUT`` segments
 is merged, at the next commit, into that commit's segment (one of the next tier, usually). Each
 document is rewritten about once per tier it climbs, and the index keeps at most ``FANOUT``
-segments per tier. Deleted documents (an
-updated record deletes its old version) do not count, so mostly-deleted segments sink to a lower
-tier and are merged, which purges them, sooner.
+segments per tier. Deleted documents (an updated record deletes its old version) do not count,
+so mostly-deleted segments sink to a lower tier and are merged, which purges them, sooner.
 """
 
 from __future__ import annotations
