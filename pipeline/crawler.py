@@ -28,12 +28,14 @@ from pipeline.extract import extract
 from pipeline.fetch import fetch_page, fetch_robots, fetch_sitemap, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
+    UNKNOWN_PAGE,
     ArticlePage,
     ArticleRecord,
     CardRecord,
     Extracted,
     Fetched,
     ListingPage,
+    PageState,
     Target,
     TopicPageRecord,
 )
@@ -174,17 +176,16 @@ class Crawler:
         """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy
         unless the recrawl schedule says they are due (comments change without a new lastmod)."""
         entries = await self._read_sitemaps(site)
-        fresh, unchanged = self.frontier.sitemap_targets(site.name, entries)
         # Sitemaps list tens of thousands of URLs: the store is asked in batches, not per URL.
-        kinds = self.store.queue.page_states([t.url for t in unchanged])
-        articles = [t for t in unchanged if kinds.get(t.url, (None, None))[1] == "article"]
+        fresh, unchanged, states = self.frontier.sitemap_targets(site.name, entries)
+        articles = [t for t in unchanged if states.get(t.url, UNKNOWN_PAGE).kind == "article"]
         due_urls = self.recrawl.due_urls([t.url for t in articles])
         due = [t for t in articles if t.url in due_urls]
         unchanged = [t for t in unchanged if t.url not in due_urls]
         with self.store.transaction():
             self.frontier.add([*fresh, *due])
             self.frontier.add(unchanged)
-            self._skip_unchanged(unchanged, kinds)
+            self._skip_unchanged(unchanged, states)
         logger.info(
             "%s: %s sitemap URLs queued, %s unchanged since last fetched",
             site.name,
@@ -224,22 +225,20 @@ class Crawler:
             self.gate.finished(host)
         return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
 
-    def _skip_unchanged(
-        self, targets: list[Target], states: dict[str, tuple[datetime | None, str | None]]
-    ) -> None:
+    def _skip_unchanged(self, targets: list[Target], states: dict[str, PageState]) -> None:
         """Not refetched: the sitemap says these have not changed since we fetched them."""
         if not targets:
             return
         now = now_utc()
         for target in targets:
-            if states.get(target.url, (None, None))[1] == "article":
+            if states.get(target.url, UNKNOWN_PAGE).kind == "article":
                 self.store.records.touch_article(target.url, now)
         # an unchanged page only leads to what we have never fetched: pages we know are left to
         # the sitemap, the listings and the recrawl schedule
         known = self.store.queue.known_links_of([t.url for t in targets])
         fetched = self.store.queue.page_states(list(known))
         self.frontier.add(
-            [t for url, t in known.items() if fetched.get(url, (None, None))[0] is None]
+            [t for url, t in known.items() if fetched.get(url, UNKNOWN_PAGE).fetched_at is None]
         )
         for target in targets:
             self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")

@@ -20,7 +20,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
 from pipeline.config import SiteConfig
-from pipeline.models import ArticlePage, Extracted, ListingPage, Target, Validators
+from pipeline.models import (
+    UNKNOWN_PAGE,
+    ArticlePage,
+    Extracted,
+    ListingPage,
+    PageState,
+    Target,
+    Validators,
+)
 from pipeline.sitemaps import SitemapEntry
 
 __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
@@ -55,7 +63,7 @@ class FrontierQueue(Protocol):
     def validators(self, url: str) -> Validators: ...
     def known_links(self, url: str) -> list[Target]: ...
     def page_kind(self, url: str) -> str | None: ...
-    def page_states(self, urls: Sequence[str]) -> dict[str, tuple[datetime | None, str | None]]: ...
+    def page_states(self, urls: Sequence[str]) -> dict[str, PageState]: ...
     def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]: ...
 
 
@@ -128,10 +136,10 @@ class Frontier:
         self._query_variants: dict[str, set[str]] = {}
         self.cycles: dict[str, int] = {}
         self.dropped: Counter[str] = Counter()
-        # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
-        # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
         self._recently_queued: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._verdicts: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+        # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
+        # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
         self._canonical = lru_cache(maxsize=_CANONICAL_CACHE)(
             partial(canonicalize_url, strip_params=self.strip_params)
         )
@@ -303,7 +311,7 @@ class Frontier:
 
     def sitemap_targets(
         self, site_name: str, entries: Iterable[SitemapEntry]
-    ) -> tuple[list[Target], list[Target]]:
+    ) -> tuple[list[Target], list[Target], dict[str, PageState]]:
         """Sitemap URLs in scope as depth-1 targets, newest ``lastmod`` first, split into
         (to fetch, unchanged since we last fetched them).
 
@@ -325,12 +333,12 @@ class Frontier:
         unchanged: list[Target] = []
         states = self.queue.page_states(list(found))
         for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
-            fetched, kind = states.get(target.url, (None, None))
-            lastmod = lastmods.get(target.url)
+            state, lastmod = states.get(target.url, UNKNOWN_PAGE), lastmods.get(target.url)
+            fetched = state.fetched_at
             # no lastmod says nothing: a page we have is left to the recrawl schedule
             unseen = fetched is None or (lastmod is not None and lastmod > fetched)
-            (fresh if unseen or kind == "listing" else unchanged).append(target)
-        return fresh, unchanged
+            (fresh if unseen or state.kind == "listing" else unchanged).append(target)
+        return fresh, unchanged, states
 
     def trap_reason(self, url: str) -> str | None:
         """Why ``url`` looks like a crawl trap (``repeated_segments``, ``listing_pages``,

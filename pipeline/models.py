@@ -40,6 +40,18 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class PageState:
+    """What the queue knows of a page: when it was last fetched and what it was (both None for
+    a page never fetched or never seen)."""
+
+    fetched_at: datetime | None = None
+    kind: str | None = None
+
+
+UNKNOWN_PAGE = PageState()
+
+
+@dataclass(frozen=True, slots=True)
 class Validators:
     """HTTP cache validators of a stored page, sent back as a conditional GET."""
 

@@ -8,7 +8,7 @@ and every page's outcome is written in one transaction with the frontier update 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -228,3 +228,9 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def chunked(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``values`` in slices small enough to bind in one ``IN (...)`` (SQLite's parameter limit)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

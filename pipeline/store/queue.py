@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from pipeline.models import Target, Validators
+from pipeline.models import PageState, Target, Validators
+from pipeline.store.db import chunked
 
 _CLAIM_SQL = """
 SELECT url, site, depth, topic_url, page_no FROM pages
@@ -183,36 +185,34 @@ class SqliteFrontierQueue:
         row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
         return [] if row is None or row[0] is None else _unpack_links(row[0])
 
-    def page_states(self, urls: Sequence[str]) -> dict[str, tuple[datetime | None, str | None]]:
-        """``fetched_at`` and ``page_kind`` of those of ``urls`` the queue knows, in one query per
-        500 URLs (a sitemap lists tens of thousands)."""
-        found: dict[str, tuple[datetime | None, str | None]] = {}
-        for chunk in _chunks(urls):
+    def page_states(self, urls: Sequence[str]) -> dict[str, PageState]:
+        """The state of those of ``urls`` the queue knows, in one query per 500 URLs (a sitemap
+        lists tens of thousands)."""
+        found: dict[str, PageState] = {}
+        for chunk in chunked(urls):
             rows = self._conn.execute(
                 "SELECT url, fetched_at, kind FROM pages "
                 f"WHERE url IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             for url, fetched, kind in rows:
-                found[url] = (datetime.fromisoformat(fetched) if fetched else None, kind)
+                found[url] = PageState(datetime.fromisoformat(fetched) if fetched else None, kind)
         return found
 
     def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]:
         """The links followed from each of ``urls`` last time, each linked URL once (the first
         found), in one query per 500 URLs."""
         found: dict[str, Target] = {}
-        for chunk in _chunks(urls):
+        for chunk in chunked(urls):
             rows = self._conn.execute(
                 f"SELECT links FROM pages WHERE url IN ({','.join('?' * len(chunk))}) "
                 "AND links IS NOT NULL",
                 chunk,
             )
             for (blob,) in rows:
-                for r in json.loads(zlib.decompress(blob)):
-                    if r[0] not in found:
-                        found[r[0]] = Target(
-                            url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]
-                        )
+                for row in _link_rows(blob):
+                    if row[0] not in found:  # built once: pages share most of their links
+                        found[row[0]] = _link_target(row)
         return found
 
     def page_kind(self, url: str) -> str | None:
@@ -230,12 +230,6 @@ class SqliteFrontierQueue:
         return {r[0]: int(r[1]) for r in rows}
 
 
-def _chunks(urls: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    """``urls`` in slices below SQLite's bound-parameter limit."""
-    for start in range(0, len(urls), size):
-        yield urls[start : start + size]
-
-
 def _pack_links(links: Sequence[Target]) -> bytes:
     """Targets as compact zlib'd JSON."""
     rows = [[t.url, t.site, t.depth, t.topic_url, t.page_no] for t in links]
@@ -244,5 +238,14 @@ def _pack_links(links: Sequence[Target]) -> bytes:
 
 def _unpack_links(blob: bytes) -> list[Target]:
     """Inverse of ``_pack_links``."""
-    rows = json.loads(zlib.decompress(blob))
-    return [Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows]
+    return [_link_target(row) for row in _link_rows(blob)]
+
+
+def _link_rows(blob: bytes) -> list[list[Any]]:
+    """The ``[url, site, depth, topic_url, page_no]`` rows of a ``_pack_links`` blob."""
+    rows: list[list[Any]] = json.loads(zlib.decompress(blob))
+    return rows
+
+
+def _link_target(row: list[Any]) -> Target:
+    return Target(url=row[0], site=row[1], depth=row[2], topic_url=row[3], page_no=row[4])

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.models import CardRecord
+from pipeline.store.db import chunked
 from pipeline.store.records import CARD_FIELDS
 
 
@@ -59,10 +60,8 @@ class RecrawlTable:
     def refetch_entries(self, urls: Sequence[str]) -> dict[str, RefetchEntry]:
         """The schedules of those of ``urls`` fetched before (one query per 500 URLs)."""
         found: dict[str, RefetchEntry] = {}
-        for start in range(0, len(urls), 500):  # below SQLite's bound-parameter limit
-            chunk = urls[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM refetch_schedule WHERE url IN ({marks})"
+        for chunk in chunked(urls):
+            sql = f"SELECT * FROM refetch_schedule WHERE url IN ({','.join('?' * len(chunk))})"
             found.update((row["url"], _entry(row)) for row in self._conn.execute(sql, chunk))
         return found
 
