@@ -170,7 +170,8 @@ def _delta(before: dict[str, object], after: dict[str, object], key: str) -> int
     return int(str(after[key])) - int(str(before[key]))
 
 
-def _row(run: dict[str, Any]) -> dict[str, Any]:
+def summary_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one run (a ``child`` result): the row printed here and in bench.throughput."""
     first, again, steady = run["first"], run["recrawl"], run["steady"]
     pages = max(1, first["pages_fetched"])
     return {
@@ -232,7 +233,7 @@ def main() -> None:
                     cmd += ["--profile-to", str(prof)]
                 run = run_child(cmd, f"run at concurrency {concurrency}")
                 runs.append(run)
-                r = _row(run)
+                r = summary_row(run)
                 print(
                     f"{r['concurrency']:>5}{r['pages']:>8,}{r['pages_per_s']:>9.1f}"
                     f"{r['cpu_ms_per_page']:>9.2f}{r['peak_rss_mb']:>8.0f}"
@@ -243,7 +244,7 @@ def main() -> None:
                 )
     medians = {}
     for concurrency in args.concurrency:
-        rows = [_row(r) for r in runs if r["concurrency"] == concurrency]
+        rows = [summary_row(r) for r in runs if r["concurrency"] == concurrency]
         medians[str(concurrency)] = {
             key: statistics.median(row[key] for row in rows)
             for key in (

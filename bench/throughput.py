@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.e2e_bench import summary_row
 from bench.runs import run_child
 from bench.site_server import start_server
 
@@ -54,21 +55,17 @@ def _child(module: str, base: str, args: argparse.Namespace, extra: list[str]) -
 
 
 def _crawldex_row(run: dict[str, Any]) -> dict[str, Any]:
-    """One crawldex run as a table row."""
-    first, again, steady = run["first"], run["recrawl"], run["steady"]
-    pages = max(1, first["pages_fetched"])
+    """One crawldex run as a table row: ``bench.e2e_bench``'s figures, named for this table."""
+    row = summary_row(run)
+    shared = ("steady_s", "steady_pct", "pages", "pages_per_s", "cpu_ms_per_page")
     return {
-        "crawler": f"crawldex c{run['concurrency']}",
-        "steady_s": steady["seconds"],
-        "steady_pct": 100 * steady["seconds"] / first["seconds"],
-        "pages": first["pages_fetched"],
-        "pages_per_s": first["pages_fetched"] / first["seconds"],
-        "cpu_ms_per_page": 1000 * first["cpu_seconds"] / pages,
-        "peak_rss_mb": max(first["peak_rss_mb"], first.get("peak_rss_children_mb", 0.0)),
-        "recrawl_s": again["seconds"],
-        "recrawl_pct": 100 * again["seconds"] / first["seconds"],
-        "recrawl_bytes_pct": 100 * again["server_body_bytes"] / max(1, first["server_body_bytes"]),
-        "truth_ok": run["truth"]["ok"],
+        "crawler": f"crawldex c{row['concurrency']}",
+        **{key: row[key] for key in shared},
+        "peak_rss_mb": max(row["peak_rss_mb"], run["first"].get("peak_rss_children_mb", 0.0)),
+        "recrawl_s": row["recrawl_s"],
+        "recrawl_pct": row["recrawl_pct"],
+        "recrawl_bytes_pct": 100 * row["recrawl_bytes"] / max(1, row["first_bytes"]),
+        "truth_ok": row["truth_ok"],
     }
 
 
