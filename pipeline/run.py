@@ -100,9 +100,11 @@ def run_once(
         try:
             asyncio.run(crawler.crawl())
         finally:
-            during_crawl = follower.stop()
+            during_crawl, synced = follower.finish()  # the index process syncs, if it ran
+            if synced is None:
+                synced = sync_index(store, settings)
             report.changes = store.changes_between(seq_before, store.max_seq())
-            report.index = sync_index(store, settings).to_dict() | {"during_crawl": during_crawl}
+            report.index = synced.to_dict() | {"during_crawl": during_crawl}
             finish_outputs(settings, store, report)  # change feed, drift, watches
             report.seconds = round(time.monotonic() - started, 3)
             report.finished_at = now_utc().isoformat()

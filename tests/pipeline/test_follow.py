@@ -10,14 +10,17 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 import index as search_index
+from index.writer import write_lock
 from pipeline.config import Settings
 from pipeline.demo import DemoServer
+from pipeline.errors import SearchIndexError
 from pipeline.follow import IndexFollower
 from pipeline.run import run_once
 from pipeline.store import Store
@@ -89,6 +92,55 @@ def test_the_child_indexes_what_waits_and_the_sync_writes_only_what_it_left(sett
         assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
 
 
+def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(settings: Settings):
+    settings = _with_index(settings, batch_size=15)
+    path = index_dir(settings)
+    with Store(settings.storage.dir) as store:
+        articles = list(store.records.iter_articles())
+        follower = IndexFollower(settings, store)
+        follower.start()
+        _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
+        with store.transaction():  # less than a batch: left for the final sync
+            store.records.mark_gone(articles[0]["url"], datetime.now(UTC), None)
+        written, report = follower.finish()
+        assert not follower.running
+        assert written == 40
+        assert report is not None
+        assert (report.mode, report.written, report.deleted, report.documents) == (
+            "incremental",
+            0,
+            1,
+            39,
+        )
+        assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())  # moved by the child
+        assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
+
+
+def test_a_child_that_cannot_sync_leaves_the_final_sync_to_the_crawl(settings: Settings):
+    settings = _with_index(settings, batch_size=15)
+    path = index_dir(settings)
+    with Store(settings.storage.dir) as store:
+        follower = IndexFollower(settings, store)
+        follower.start()
+        _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
+        with ExitStack() as held:  # another writer holds the index, once the child let it go
+            _wait_for(lambda: _took(held, path), "the child to release the index lock")
+            written, report = follower.finish()
+        assert (written, report) == (40, None)
+        assert store.get_meta(WATERMARK_KEY) == "0"  # nothing claimed
+        report = sync_index(store, settings)  # what run_once does then
+        assert (report.written, report.documents) == (0, 40)
+        assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
+
+
+def _took(held: ExitStack, path: Path) -> bool:
+    try:
+        held.enter_context(write_lock(path))
+    except SearchIndexError:
+        return False
+    return True
+
+
 def test_it_starts_only_when_enabled_and_a_batch_is_waiting(settings: Settings):
     with Store(settings.storage.dir) as store:
         for batch_size, during_crawl in ((500, True), (15, False)):
@@ -99,6 +151,7 @@ def test_it_starts_only_when_enabled_and_a_batch_is_waiting(settings: Settings):
                 follower.poke()
             assert not follower.running
             assert follower.stop() == 0
+            assert follower.finish() == (0, None)
 
 
 def test_a_crawl_indexing_beside_itself_ends_with_the_index_equal_to_the_store(
