@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import Callable
 
 import httpx2
@@ -322,3 +323,18 @@ def test_the_clients_pool_sees_a_connection_its_server_closed():
         listener.close()
     assert kind == "_QuickIdleCheckStream"
     assert (before, after) == (False, True)
+
+
+def test_every_client_verifies_tls_with_one_context_built_once():
+    async def pools() -> list[object]:
+        clients = [make_client(CrawlSettings()) for _ in range(2)]
+        found = [c._transport._pool._ssl_context for c in clients]
+        for client in clients:
+            await client.aclose()
+        return found
+
+    first, second = asyncio.run(pools())
+    assert first is second  # the CA bundle is loaded once per process
+    assert first.verify_mode == ssl.CERT_REQUIRED
+    assert first.check_hostname
+    assert first.get_ca_certs() or first.cert_store_stats()["x509_ca"] > 0
