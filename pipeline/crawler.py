@@ -397,19 +397,25 @@ class Crawler:
             if kind == "article":
                 self.store.records.touch_article(target.url, fetched.fetched_at)
                 self.recrawl.article_not_modified(target.url)
-            known = self.store.queue.known_links(target.url)
             if kind == "listing":
+                known = self.store.queue.known_links(target.url)
                 cycle = self.frontier.cycles[target.site]
                 plan = self.recrawl.plan_listing(
                     target, known, cycle=cycle, cards=None, next_url=None
                 )
                 known = plan.links
             else:
-                known = self.recrawl.due(self.frontier.not_just_queued(known))
+                known = self.recrawl.due(
+                    self.store.queue.known_links(target.url, skip=self._dealt_with)
+                )
             self.frontier.add(known)
             self.store.queue.complete(
                 target.url, "done", fetched_at=fetched.fetched_at, http_status=304
             )
+
+    def _dealt_with(self, url: str, site: str) -> bool:
+        """A link this run needs not look at again: queued a moment ago, or found not due."""
+        return self.frontier.just_queued(url, site) or self.recrawl.waiting(url)
 
     def _store_record(
         self,

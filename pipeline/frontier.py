@@ -11,7 +11,7 @@ import fnmatch
 import logging
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Protocol
@@ -61,7 +61,9 @@ class FrontierQueue(Protocol):
     def release_in_flight(self, sites: Sequence[str]) -> int: ...
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
-    def known_links(self, url: str) -> list[Target]: ...
+    def known_links(
+        self, url: str, skip: Callable[[str, str], bool] | None = None
+    ) -> list[Target]: ...
     def page_kind(self, url: str) -> str | None: ...
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]: ...
     def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]: ...
@@ -216,6 +218,10 @@ class Frontier:
         """``targets`` less those ``add`` queued in the current cycle a moment ago."""
         recent, cycles = self._recently_queued, self.cycles
         return [t for t in targets if (t.url, cycles[t.site]) not in recent]
+
+    def just_queued(self, url: str, site: str) -> bool:
+        """True when ``add`` queued ``url`` of ``site`` in the current cycle a moment ago."""
+        return (url, self.cycles[site]) in self._recently_queued
 
     def forget_recent(self) -> None:
         """Forget what ``add`` queued lately: call after a store transaction was rolled back."""

@@ -187,6 +187,10 @@ class Recrawl:
                 self.not_due.add(target.url)
         return kept
 
+    def waiting(self, url: str) -> bool:
+        """True for an article page this run already found not due (``due`` drops it)."""
+        return url in self._waiting
+
     def due_urls(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` due for a refetch (never fetched: due); not counted."""
         entries = self.table.refetch_entries(urls)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -180,10 +180,19 @@ class SqliteFrontierQueue:
         ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def known_links(self, url: str) -> list[Target]:
-        """The links followed from ``url`` last time it was fetched (replayed on a 304)."""
+    def known_links(self, url: str, skip: Callable[[str, str], bool] | None = None) -> list[Target]:
+        """The links followed from ``url`` last time it was fetched (replayed on a 304).
+
+        Args:
+            url: the page.
+            skip: ``skip(link_url, site)`` true leaves a link out before it is built (an
+                article's ~90 links are mostly ones the crawl has just dealt with).
+        """
         row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
-        return [] if row is None or row[0] is None else _unpack_links(row[0])
+        if row is None or row[0] is None:
+            return []
+        rows = _link_rows(row[0])
+        return [_link_target(r) for r in rows if skip is None or not skip(r[0], r[1])]
 
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]:
         """The state of those of ``urls`` the queue knows, in one query per 500 URLs (a sitemap

@@ -192,6 +192,31 @@ def test_queue_dedupes_within_a_cycle_and_requeues_in_the_next(store):
         assert q.enqueue([(Target(url=URL, site="s"), "site.test")], nxt) == 1
 
 
+def test_known_links_replay_what_was_followed_less_what_the_caller_skips(store):
+    q = store.queue
+    links = [
+        Target(
+            url="http://site.test/topic/a/page/2/", site="s", depth=2, topic_url=TOPIC, page_no=2
+        ),
+        Target(url="http://site.test/post-1/", site="s", depth=2),
+        Target(url="http://site.test/post-2/", site="s", depth=2),
+    ]
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle)
+        q.complete(URL, "done", fetched_at=T0, kind="article", links=links)
+    assert q.known_links(URL) == links
+    asked = []
+
+    def skip(url: str, site: str) -> bool:
+        asked.append((url, site))
+        return url.endswith("/post-1/")
+
+    assert q.known_links(URL, skip=skip) == [links[0], links[2]]
+    assert asked == [(t.url, "s") for t in links]
+    assert q.known_links("http://site.test/never-fetched/", skip=skip) == []
+
+
 def test_claim_skips_busy_hosts_and_in_flight_rows_are_released(store):
     q = store.queue
     with store.transaction():
