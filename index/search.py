@@ -30,6 +30,8 @@ MARK_START = "[["
 MARK_END = "]]"
 #: Longest snippet, in characters of document text (markers not counted).
 SNIPPET_CHARS = 200
+#: Characters a snippet's ends may move to reach a word boundary.
+_WIDEN = 24
 #: Facet names in ``SearchResults.facets``.
 FACET_NAMES = ("topic", "month")
 
@@ -107,6 +109,37 @@ class _MarkFormatter(highlight.Formatter):  # type: ignore[misc]  # whoosh is un
 
     def format_token(self, text: str, token: Any, replace: bool = False) -> str:
         return MARK_START + self._text(highlight.get_text(text, token, replace)) + MARK_END
+
+    def format_fragment(self, fragment: Any, replace: bool = False) -> str:
+        """The fragment widened to whole words, with "…" where it cuts the text.
+
+        whoosh cuts fragments at token boundaries, and the tokenizer splits "It's" in two: a
+        snippet could start at "s worth asking".
+        """
+        text = fragment.text
+        fragment.startchar, fragment.endchar = _whole_words(
+            text, fragment.startchar, fragment.endchar
+        )
+        body: str = super().format_fragment(fragment, replace).strip()
+        before = "… " if text[: fragment.startchar].strip() else ""
+        after = " …" if text[fragment.endchar :].strip() else ""
+        return before + body + after
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start`` moved back and ``end`` forward to the nearest whitespace (or the text's ends),
+    each by at most ``_WIDEN`` characters; an end inside a longer word is left where it is."""
+    lo = start
+    while lo > 0 and not text[lo - 1].isspace() and start - lo < _WIDEN:
+        lo -= 1
+    if lo > 0 and not text[lo - 1].isspace():
+        lo = start
+    hi = end
+    while hi < len(text) and not text[hi].isspace() and hi - end < _WIDEN:
+        hi += 1
+    if hi < len(text) and not text[hi].isspace():
+        hi = end
+    return lo, hi
 
 
 def _month_key(value: int) -> str:

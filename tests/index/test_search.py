@@ -226,7 +226,45 @@ def test_snippet_is_short_and_centred_on_the_match(search_index: Path):
     hit = search(search_index, "survival").hits[0]
     assert "[[survival]]" in hit.snippet
     assert len(hit.snippet_plain) <= 200
-    assert hit.snippet_plain.endswith("treated with immunotherapy")
+    # cut from the text's middle: it says so, and ends where the text ends, full stop included
+    assert hit.snippet_plain.startswith("… ")
+    assert hit.snippet_plain.endswith("treated with immunotherapy.")
+
+
+def test_snippets_start_and_end_on_whole_words(tmp_path: Path):
+    text = (
+        "The committee met on Tuesday to review the draft, and everyone agreed on the outline. "
+        "It's worth asking whether the registry's numbers hold once the winter data arrive, "
+        "because the autumn figures were collected under an older protocol that nobody used."
+    )
+    record = {
+        "id": "b001",
+        "url": "https://example.test/b001",
+        "title": "Registry review",
+        "summary": None,
+        "text": text,
+        "topics": [],
+        "site": "example.test",
+        "author": None,
+        "published_at": "2025-01-01",
+        "comment_count": None,
+        "updated_at": None,
+        "language": "en",
+        "word_count": len(text.split()),
+        "first_seen_at": "2025-01-01T12:00:00+00:00",
+        "last_seen_at": "2025-01-01T12:00:00+00:00",
+        "fetched_at": "2025-01-01T12:00:00+00:00",
+        "status": "active",
+        "kind": "article",
+        "schema_version": 1,
+    }
+    apply_changes(tmp_path / "ix", [record])
+    for query in ("registry", "winter", "protocol", "committee"):
+        plain = search(tmp_path / "ix", query).hits[0].snippet_plain
+        body = plain.removeprefix("… ").removesuffix(" …")
+        assert f" {body} " in f" {text} ", (query, plain)  # whole words of the text, in order
+        assert plain.startswith("… ") == (not text.startswith(body)), plain
+        assert plain.endswith(" …") == (not text.endswith(body)), plain
 
 
 def test_snippet_falls_back_to_summary(search_index: Path):
