@@ -19,7 +19,9 @@ the index is written by the process that already holds the index's caches, and t
 process never loads a whoosh writer (at 100k articles that sync had raised the crawl process's
 peak memory by 90 MB). If the child cannot (it died, the index is locked), the crawl syncs in
 its own process as before, and gets the error, if any, there.
-The child exits when asked, and on its own when its parent dies.
+The child exits when asked, and on its own when its parent dies. It runs in its own process
+group: Ctrl-C at a terminal signals the foreground group, and stopping on it is the crawl's to
+decide (it finishes its pages in flight, then asks the child to finish).
 
 The child is a ``python`` running ``main`` here with the settings on its stdin, not a
 ``multiprocessing`` child: a spawned one re-imports the caller's ``__main__``, which re-runs any
@@ -104,6 +106,7 @@ class IndexFollower:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                process_group=0,  # not the terminal's foreground group: Ctrl-C is the crawl's
             )
             assert self._process.stdin is not None
             self._process.stdin.write(self.settings.model_dump_json() + "\n")

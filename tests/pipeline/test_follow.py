@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 import index as search_index
 from index.writer import write_lock
@@ -167,6 +168,51 @@ def test_a_crawl_indexing_beside_itself_ends_with_the_index_equal_to_the_store(
         want = store.records.active_article_hashes()
         assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
     assert search_index.indexed_hashes(index_dir(settings)) == want
+
+
+def test_ctrl_c_stops_the_crawl_and_its_index_process_quietly_and_nothing_is_lost(
+    small_server, tmp_path: Path
+):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"dir": str(tmp_path / "data")},
+                "crawl": {"delay": 0.1, "concurrency": 2, "per_host_concurrency": 2},
+                "index": {"batch_size": 5},
+                "sites": [{"name": "demo", "start_urls": [f"{small_server.base_url}/"]}],
+            }
+        )
+    )
+    crawl = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "-v", "--config", str(config), "crawl"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert crawl.stderr is not None
+    seen = []
+    for line in crawl.stderr:  # until the index process has started
+        seen.append(line)
+        if "indexing beside the crawl in process" in line:
+            break
+    os.killpg(crawl.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
+    _, rest = crawl.communicate(timeout=120)
+    err = "".join(seen) + rest
+    assert "indexing beside the crawl in process" in err
+    assert "Stopping: finishing pages in flight" in err
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "index process ended" not in err  # it finished the run's sync itself
+    with Store(tmp_path / "data") as store:
+        runs = [r["status"] for r in store.last_runs()]
+        assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
+        want = store.records.active_article_hashes()
+    assert runs == ["interrupted"]
+    assert 0 < len(want) < 40  # stopped part way
+    assert search_index.indexed_hashes(tmp_path / "data" / "index") == want
 
 
 _KILL_THE_PARENT = textwrap.dedent(
