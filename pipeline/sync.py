@@ -51,13 +51,16 @@ def index_dir(settings: Settings) -> Path:
     return settings.storage.dir / "index"
 
 
-def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> SyncReport:
+def sync_index(
+    store: Store, settings: Settings, *, rebuild: bool = False, batch_size: int | None = None
+) -> SyncReport:
     """Apply the store's changes since the last sync to the index, then repair any difference.
 
     Args:
         store: the open store.
         settings: for the index location and batch size.
         rebuild: rebuild from the whole store even when the index looks consistent.
+        batch_size: records per index commit (default ``index.batch_size``).
 
     Returns:
         What was done: mode ``rebuild``, ``incremental`` (changes applied), ``repair``
@@ -70,7 +73,8 @@ def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> Sy
     upto = store.max_seq()
     if not rebuild:
         try:
-            return _sync_incrementally(store, settings, path, upto)
+            batch_size = batch_size or settings.index.batch_size
+            return _sync_incrementally(store, path, upto, batch_size)
         except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
             logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
     stats = search_index.rebuild(
@@ -83,10 +87,9 @@ def sync_index(store: Store, settings: Settings, *, rebuild: bool = False) -> Sy
     return SyncReport("rebuild", stats.added, 0, search_index.doc_count(path), stats.seconds)
 
 
-def _sync_incrementally(store: Store, settings: Settings, path: Path, upto: int) -> SyncReport:
+def _sync_incrementally(store: Store, path: Path, upto: int, batch_size: int) -> SyncReport:
     """Apply changes after the watermark, then check the index against the store and repair it."""
     watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
-    batch_size = settings.index.batch_size
     written = deleted = 0
     seconds = 0.0
     mode = "none"
