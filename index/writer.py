@@ -238,14 +238,14 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def _write_batch(
-    ix: Any, path: Path, records: list[Mapping[str, Any]], delete_ids: list[str]
+    ix: Any, path: Path, records: list[Mapping[str, Any]], delete_ids: list[str], limit_mb: int
 ) -> tuple[int, int, int]:
     """Apply one batch in one commit; return (added, updated, deleted)."""
     added = updated = deleted = 0
     # A later version of the same id in one batch wins: uncommitted documents are invisible
     # to update_document's lookup, so duplicates would otherwise both be added.
     latest = {str(record["id"]): record for record in records}
-    with _writing(ix, path) as writer:
+    with _writing(ix, path, limit_mb=limit_mb) as writer:
         searcher = writer.searcher()  # cached by whoosh for the writer's lifetime
         empty = searcher.doc_count_all() == 0
         for record_id, record in latest.items():
@@ -272,6 +272,7 @@ def apply_changes(
     deletes: Iterable[str] = (),
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    limit_mb: int = DEFAULT_LIMIT_MB,
 ) -> IndexStats:
     """Upsert and delete documents by record id, committing once per batch.
 
@@ -283,6 +284,7 @@ def apply_changes(
         upserts: export-contract record dicts.
         deletes: record ids to remove; unknown ids are ignored.
         batch_size: records (or ids) per whoosh commit.
+        limit_mb: posting-pool memory of the writer before it spills to disk.
 
     Returns:
         Counts and time taken.
@@ -297,10 +299,10 @@ def apply_changes(
         ix, _ = _open_live(path)
         remove_old_generations(path)  # what a killed rebuild left behind
         for batch in _batches(upserts, batch_size):
-            for i, n in enumerate(_write_batch(ix, path, batch, [])):
+            for i, n in enumerate(_write_batch(ix, path, batch, [], limit_mb)):
                 totals[i] += n
         for id_batch in _batches((str(d) for d in deletes), batch_size):
-            totals[2] += _write_batch(ix, path, [], id_batch)[2]
+            totals[2] += _write_batch(ix, path, [], id_batch, limit_mb)[2]
     added, updated, deleted = totals
     stats = IndexStats(added, updated, deleted, seconds=time.perf_counter() - started)
     logger.info("index %s: %s", path, stats)

@@ -224,7 +224,8 @@ class IndexSettings(_Section):
         64,
         ge=8,
         description="Memory (MB, whoosh's estimate) each index-writer process may fill with "
-        "postings before it spills them to disk; bounds a rebuild's memory at any size.",
+        "postings before it spills them to disk; bounds the memory of a rebuild and of a "
+        "crawl's index updates at any size.",
     )
 
 

@@ -197,7 +197,12 @@ def _apply_batch(
     started = time.perf_counter()
     # One commit for all of it: a whoosh commit (segment flush, merges) cost ~40% of the
     # child's time at one per batch, and the backlog only grows while the crawl is faster.
-    search_index.apply_changes(index_dir(settings), todo, batch_size=max(len(todo), 1))
+    search_index.apply_changes(
+        index_dir(settings),
+        todo,
+        batch_size=max(len(todo), 1),
+        limit_mb=settings.index.limit_mb,
+    )
     written.update((r["id"], r["content_hash"]) for r in todo)
     logger.debug(
         "indexed %s of %s changes in %.2fs", len(todo), len(batch), time.perf_counter() - started

@@ -74,7 +74,7 @@ def sync_index(
     if not rebuild:
         try:
             batch_size = batch_size or settings.index.batch_size
-            return _sync_incrementally(store, path, upto, batch_size)
+            return _sync_incrementally(store, settings, path, upto, batch_size)
         except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
             logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
     stats = search_index.rebuild(
@@ -87,16 +87,19 @@ def sync_index(
     return SyncReport("rebuild", stats.added, 0, search_index.doc_count(path), stats.seconds)
 
 
-def _sync_incrementally(store: Store, path: Path, upto: int, batch_size: int) -> SyncReport:
+def _sync_incrementally(
+    store: Store, settings: Settings, path: Path, upto: int, batch_size: int
+) -> SyncReport:
     """Apply changes after the watermark, then check the index against the store and repair it."""
     watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
+    limit_mb = settings.index.limit_mb
     written = deleted = 0
     seconds = 0.0
     mode = "none"
     have = search_index.indexed_hashes(path)  # kept equal to the index as changes are written
     if upto > watermark:
         changed = _writes(store.records.iter_articles(since_seq=watermark), have)
-        stats = search_index.apply_changes(path, changed, batch_size=batch_size)
+        stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
     stale, extra = _differences(store, have)
@@ -107,7 +110,11 @@ def _sync_incrementally(store: Store, path: Path, upto: int, batch_size: int) ->
             len(extra),
         )
         stats = search_index.apply_changes(
-            path, store.records.articles_by_id(stale), extra, batch_size=batch_size
+            path,
+            store.records.articles_by_id(stale),
+            extra,
+            batch_size=batch_size,
+            limit_mb=limit_mb,
         )
         written, deleted = written + stats.added + stats.updated, deleted + stats.deleted
         seconds += stats.seconds

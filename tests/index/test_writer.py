@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from whoosh import index as whoosh_index
+from whoosh import writing
 
 from index import (
     SCHEMA_VERSION,
@@ -105,6 +106,27 @@ def test_one_commit_per_batch(tmp_path: Path, articles: list[dict[str, Any]]):
     after = whoosh_index.open_dir(str(_live(path))).latest_generation()
     assert after - before == 5 + 1  # 41 records in batches of 10, then one batch of deletes
     assert doc_count(path) == 36
+
+
+def test_updates_bound_the_posting_pool_by_limit_mb_and_find_the_same_documents(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+):
+    pools: list[float] = []
+    pool_init = writing.PostingPool.__init__
+
+    def spy(self: Any, tempstore: Any, segment: Any, limitmb: float = 128, **kw: Any) -> None:
+        pools.append(limitmb)
+        pool_init(self, tempstore, segment, limitmb=limitmb, **kw)
+
+    monkeypatch.setattr(writing.PostingPool, "__init__", spy)
+    small, default = tmp_path / "small", tmp_path / "default"
+    apply_changes(small, articles, batch_size=20, limit_mb=1)
+    assert set(pools) == {1}
+    spilled = len(pools)
+    apply_changes(default, articles, batch_size=20)
+    assert set(pools[spilled:]) == {64}  # the default, DEFAULT_LIMIT_MB
+    assert indexed_hashes(small) == indexed_hashes(default)
+    assert _ids(small, "vaccine OR epilep*") == _ids(default, "vaccine OR epilep*") != set()
 
 
 def test_duplicate_ids_in_one_batch_last_wins(tmp_path: Path, articles: list[dict[str, Any]]):
