@@ -35,8 +35,11 @@ from whoosh.analysis.acore import Token
 
 #: Filters whose output for a word depends on that word alone.
 _PER_WORD_FILTERS = (LowercaseFilter, CharsetFilter, StopFilter, StemFilter)
-#: Cached words per analyzer before the cache starts over: bounds memory on a huge vocabulary.
-_CACHE_LIMIT = 200_000
+#: Cached words per analyzer before the cache starts over: bounds memory on a big vocabulary
+#: (~8 MB). The words that recur are cached again within a few documents; a crawl's vocabulary
+#: grows all the time (names, numbers: about one new word per article on the demo site), and at
+#: 200,000 the cache was a tenth of the indexing process's memory at 100k articles.
+_CACHE_LIMIT = 50_000
 
 
 class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is untyped

@@ -61,6 +61,22 @@ def test_the_fast_path_is_taken_and_cached() -> None:
     assert {"The": False, "runners": "runner", "ran": "ran"}.items() <= cache.items()
 
 
+def test_the_term_cache_starts_over_past_its_limit_and_postings_stay_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("index.analysis._CACHE_LIMIT", 10)
+    fmt = FusedPositions()
+    analyzer = english_analyzer()
+    sizes = []
+    for n in range(30):  # every document brings new words, as a crawl's do
+        text = f"The runners ran past marker{n} and token{n}x, running again"
+        fused = list(fmt.word_values(text, analyzer, mode="index"))
+        assert fused == list(formats.Positions().word_values(text, analyzer, mode="index"))
+        sizes.append(len(fmt.__dict__["_fused_plan"][1][3]))
+    assert max(sizes) <= 10 + 9  # the limit, plus one document's words
+    assert min(sizes[5:]) < max(sizes)  # it did start over
+
+
 def test_schemas_unpickled_again_share_the_term_cache() -> None:
     """Each index write unpickles the schema again; its terms are not worked out again."""
     first, second = build_schema(), pickle.loads(pickle.dumps(build_schema()))
