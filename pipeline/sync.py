@@ -96,7 +96,8 @@ def _sync_incrementally(
     written = deleted = 0
     seconds = 0.0
     mode = "none"
-    have = search_index.indexed_hashes(path)  # kept equal to the index as changes are written
+    # {id: hash(content hash)} of the index, kept equal to it as changes are written
+    have = search_index.indexed_digests(path)
     if upto > watermark:
         changed = _writes(store.records.iter_articles(since_seq=watermark), have)
         stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
@@ -123,8 +124,9 @@ def _sync_incrementally(
     return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
 
 
-def _writes(records: Iterable[dict[str, Any]], have: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """The records the index does not hold in this version, recording each in ``have``.
+def _writes(records: Iterable[dict[str, Any]], have: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """The records the index does not hold in this version, recording each in ``have``
+    (``{id: hash(content hash)}``).
 
     Changes are applied again after a crash, and the index process of a crawl
     (``pipeline.follow``) applies most of a crawl's changes before this sync sees them: those
@@ -133,18 +135,20 @@ def _writes(records: Iterable[dict[str, Any]], have: dict[str, str]) -> Iterator
     for record in records:
         record_id = str(record["id"])
         if search_index.is_indexable(record):
-            if have.get(record_id) != record.get("content_hash"):
-                have[record_id] = str(record.get("content_hash") or "")
+            content = record.get("content_hash")
+            if content is None or have.get(record_id) != hash(content):
+                have[record_id] = hash(str(content or ""))
                 yield record
         elif have.pop(record_id, None) is not None:
             yield record
 
 
-def _differences(store: Store, have: dict[str, str]) -> tuple[list[str], list[str]]:
+def _differences(store: Store, have: dict[str, int]) -> tuple[list[str], list[str]]:
     """Ids to upsert (missing or stale in the index) and to delete (not active in the store).
 
-    ``have`` is the index's ``{id: hash}`` (consumed). The store's side is streamed against it,
-    each match popped: one such dict of every article in memory instead of two.
+    ``have`` is the index's ``{id: hash(content hash)}`` (consumed). The store's side is
+    streamed against it, each match popped: one such dict of every article in memory, not two.
     """
-    stale = [i for i, h in store.records.iter_active_article_hashes() if have.pop(i, None) != h]
+    active = store.records.iter_active_article_hashes()
+    stale = [i for i, h in active if have.pop(i, None) != hash(h)]
     return sorted(stale), sorted(have)

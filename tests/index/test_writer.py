@@ -20,6 +20,7 @@ from index import (
     apply_changes,
     clear_stale_lock,
     doc_count,
+    indexed_digests,
     indexed_hashes,
     indexed_ids,
     open_or_create,
@@ -127,6 +128,17 @@ def test_updates_bound_the_posting_pool_by_limit_mb_and_find_the_same_documents(
     assert set(pools[spilled:]) == {64}  # the default, DEFAULT_LIMIT_MB
     assert indexed_hashes(small) == indexed_hashes(default)
     assert _ids(small, "vaccine OR epilep*") == _ids(default, "vaccine OR epilep*") != set()
+
+
+def test_indexed_digests_are_the_hashes_of_the_indexed_content_hashes(
+    tmp_path: Path, articles: list[dict[str, Any]]
+):
+    path = tmp_path / "index"
+    apply_changes(path, articles)
+    hashes = indexed_hashes(path)
+    assert set(hashes) == INDEXED
+    assert indexed_digests(path) == {i: hash(h) for i, h in hashes.items()}
+    assert indexed_digests(tmp_path / "none") == {}
 
 
 def test_duplicate_ids_in_one_batch_last_wins(tmp_path: Path, articles: list[dict[str, Any]]):
