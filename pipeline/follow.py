@@ -241,8 +241,8 @@ def main(argv: list[str]) -> int:
                 # commits as large as the following's: the backlog is all there already
                 batch_size = settings.index.batch_size * _MAX_BATCHES
                 sync = sync_index(store, settings, batch_size=batch_size).to_dict()
-    except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the final sync catches up
-        logger.warning("indexing beside the crawl stopped: %s; the final sync catches up", exc)
+    except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the crawl syncs instead
+        logger.warning("indexing beside the crawl stopped: %s; the crawl syncs the index", exc)
     sys.stdout.write(json.dumps({"written": written, "sync": sync}) + "\n")
     sys.stdout.flush()
     return 0
