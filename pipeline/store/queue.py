@@ -245,13 +245,9 @@ def _pack_links(links: Sequence[Target]) -> bytes:
     return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
 
 
-def _unpack_links(blob: bytes) -> list[Target]:
-    """Inverse of ``_pack_links``."""
-    return [_link_target(row) for row in _link_rows(blob)]
-
-
 def _link_rows(blob: bytes) -> list[list[Any]]:
-    """The ``[url, site, depth, topic_url, page_no]`` rows of a ``_pack_links`` blob."""
+    """The ``[url, site, depth, topic_url, page_no]`` rows of a ``_pack_links`` blob (each
+    made a ``Target`` by ``_link_target``)."""
     rows: list[list[Any]] = json.loads(zlib.decompress(blob))
     return rows
 
