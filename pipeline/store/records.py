@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipeline.models import ArticleRecord, CardRecord, TopicPageRecord
+from pipeline.store.db import chunked
 from pipeline.store.history import record_history
 
 Change = Literal["new", "changed", "unchanged", "gone"]
@@ -343,9 +344,7 @@ class RecordTable:
 
     def articles_by_id(self, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
         """Articles with these ids (unknown ids skipped), in the export contract's shape."""
-        wanted = list(dict.fromkeys(ids))
-        for start in range(0, len(wanted), 500):  # below SQLite's bound-parameter limit
-            chunk = wanted[start : start + 500]
+        for chunk in chunked(list(dict.fromkeys(ids))):
             marks = ",".join("?" * len(chunk))
             for row in self._conn.execute(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):
                 yield self._article_out(row)
