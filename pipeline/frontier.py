@@ -216,8 +216,7 @@ class Frontier:
 
     def not_just_queued(self, targets: Iterable[Target]) -> list[Target]:
         """``targets`` less those ``add`` queued in the current cycle a moment ago."""
-        recent, cycles = self._recently_queued, self.cycles
-        return [t for t in targets if (t.url, cycles[t.site]) not in recent]
+        return [t for t in targets if not self.just_queued(t.url, t.site)]
 
     def just_queued(self, url: str, site: str) -> bool:
         """True when ``add`` queued ``url`` of ``site`` in the current cycle a moment ago."""
