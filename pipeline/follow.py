@@ -165,18 +165,17 @@ def _answer(out: str) -> tuple[int, SyncReport | None]:
         return 0, None
 
 
-def _follow(settings: Settings, stop: threading.Event) -> int:
+def _follow(store: Store, settings: Settings, stop: threading.Event) -> int:
     """Apply whole batches of the store's changes until ``stop`` is set; return how many."""
     # What this process indexed, one entry per document, kept for the whole crawl: hash(id) ->
     # hash(content_hash), 12 MB at 100k articles where the strings took 22. Two ids or hashes
     # that collide only make it skip a write, which the final sync then makes.
     written: dict[int, int] = {}
-    with Store(settings.storage.dir) as store:
-        cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
-        while not stop.is_set():
-            cursor, more = _apply_batch(store, settings, cursor, written)
-            if not more:
-                stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
+    cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
+    while not stop.is_set():
+        cursor, more = _apply_batch(store, settings, cursor, written)
+        if not more:
+            stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
     return len(written)
 
 
@@ -235,9 +234,9 @@ def main(argv: list[str]) -> int:
     try:
         settings = Settings.model_validate_json(sys.stdin.readline())
         threading.Thread(target=_watch_stdin, args=(sys.stdin, stop, command), daemon=True).start()
-        written = _follow(settings, stop)
-        if command == ["finish"]:
-            with Store(settings.storage.dir) as store:
+        with Store(settings.storage.dir) as store:
+            written = _follow(store, settings, stop)
+            if command == ["finish"]:
                 # commits as large as the following's: the backlog is all there already
                 batch_size = settings.index.batch_size * _MAX_BATCHES
                 sync = sync_index(store, settings, batch_size=batch_size).to_dict()
