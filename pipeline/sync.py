@@ -73,8 +73,9 @@ def sync_index(
     upto = store.max_seq()
     if not rebuild:
         try:
-            batch_size = batch_size or settings.index.batch_size
-            return _sync_incrementally(store, settings, path, upto, batch_size)
+            return _sync_incrementally(
+                store, settings, path, upto, batch_size or settings.index.batch_size
+            )
         except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
             logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
     stats = search_index.rebuild(
