@@ -14,6 +14,7 @@ import gc
 import logging
 import shutil
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,12 +80,14 @@ class IndexStats:
         updated: documents replaced by a newer version of the same id.
         deleted: documents removed (explicit deletes and records whose status is ``gone``).
         seconds: wall-clock time taken.
+        unchanged: records left as they were, the index already holding their content hash.
     """
 
     added: int
     updated: int
     deleted: int
     seconds: float
+    unchanged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,24 +241,51 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+class _IndexedHashes:
+    """The ``content_hash`` column of a writer's searcher, read by document number."""
+
+    def __init__(self, searcher: Any) -> None:
+        leaves = searcher.reader().leaf_readers()
+        self._leaves = [leaf for leaf, _offset in leaves]
+        self._offsets = [offset for _leaf, offset in leaves]
+        self._columns: dict[int, Any] = {}
+
+    def __getitem__(self, docnum: int) -> str:
+        i = bisect_right(self._offsets, docnum) - 1
+        column = self._columns.get(i)
+        if column is None:
+            # Per segment: whoosh's multi-segment column reader misnumbers documents when a
+            # segment lacks the column (see ``_id_columns``).
+            column = self._columns[i] = self._leaves[i].column_reader("content_hash")
+        return str(column[docnum - self._offsets[i]])
+
+
 def _write_batch(
     ix: Any, path: Path, records: list[Mapping[str, Any]], delete_ids: list[str], limit_mb: int
-) -> tuple[int, int, int]:
-    """Apply one batch in one commit; return (added, updated, deleted)."""
-    added = updated = deleted = 0
+) -> tuple[int, int, int, int]:
+    """Apply one batch in one commit; return (added, updated, deleted, unchanged)."""
+    added = updated = deleted = unchanged = 0
     # A later version of the same id in one batch wins: uncommitted documents are invisible
     # to update_document's lookup, so duplicates would otherwise both be added.
     latest = {str(record["id"]): record for record in records}
     with _writing(ix, path, limit_mb=limit_mb) as writer:
         searcher = writer.searcher()  # cached by whoosh for the writer's lifetime
         empty = searcher.doc_count_all() == 0
+        hashes = _IndexedHashes(searcher)
         for record_id, record in latest.items():
             # One lookup per record (``update_document`` would look the id up again), none
             # at all while the index is empty (the first sync of a new store).
             docnum = None if empty else searcher.document_number(id=record_id)
+            indexable = is_indexable(record)
             if docnum is not None:
+                # Same content hash, same document: a record changes (and comes back here) for
+                # what the index does not hold, such as another listing page of its topic.
+                content = record.get("content_hash")
+                if indexable and content and hashes[docnum] == str(content):
+                    unchanged += 1
+                    continue
                 writer.delete_document(docnum)
-            if is_indexable(record):
+            if indexable:
                 writer.add_document(**record_to_document(record))
                 updated, added = (
                     (updated + 1, added) if docnum is not None else (updated, added + 1)
@@ -264,7 +294,7 @@ def _write_batch(
                 deleted += 1
         for record_id in dict.fromkeys(delete_ids):
             deleted += writer.delete_by_term("id", record_id)
-    return added, updated, deleted
+    return added, updated, deleted, unchanged
 
 
 def apply_changes(
@@ -278,7 +308,9 @@ def apply_changes(
     """Upsert and delete documents by record id, committing once per batch.
 
     Records that are not articles or whose status is ``gone`` are removed from the index
-    instead of upserted. Deletes are applied after all upserts.
+    instead of upserted. A record whose ``content_hash`` the index already holds for its id is
+    left as it is (``unchanged``): the hash stands for everything the index keeps of a record.
+    Deletes are applied after all upserts.
 
     Args:
         path: the index directory (created if missing).
@@ -295,7 +327,7 @@ def apply_changes(
             version, or whoosh failed to write.
     """
     started = time.perf_counter()
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     with write_lock(path):
         ix, _ = _open_live(path)
         remove_old_generations(path)  # what a killed rebuild left behind
@@ -304,8 +336,10 @@ def apply_changes(
                 totals[i] += n
         for id_batch in _batches((str(d) for d in deletes), batch_size):
             totals[2] += _write_batch(ix, path, [], id_batch, limit_mb)[2]
-    added, updated, deleted = totals
-    stats = IndexStats(added, updated, deleted, seconds=time.perf_counter() - started)
+    added, updated, deleted, unchanged = totals
+    stats = IndexStats(
+        added, updated, deleted, seconds=time.perf_counter() - started, unchanged=unchanged
+    )
     logger.info("index %s: %s", path, stats)
     return stats
 

@@ -77,6 +77,27 @@ def test_reapplying_the_same_records_updates_in_place(
     assert doc_count(path) == 39
 
 
+def test_records_with_the_indexed_content_hash_are_left_as_they_are(
+    tmp_path: Path, articles: list[dict[str, Any]]
+):
+    path = tmp_path / "index"
+    hashed = [{**a, "content_hash": f"hash-{a['id']}"} for a in articles]
+    apply_changes(path, hashed[:20], batch_size=10)  # two segments: documents in both
+    apply_changes(path, hashed[20:])
+    again = apply_changes(path, hashed)
+    assert (again.added, again.updated, again.deleted, again.unchanged) == (0, 0, 0, 39)
+    edited = {**hashed[7], "title": "Rubella vaccination", "content_hash": "hash-edited"}
+    same_hash = {**hashed[8], "title": "Not indexed: the hash says nothing changed"}
+    gone = {**hashed[15], "status": "gone"}
+    stats = apply_changes(path, [edited, same_hash, gone, hashed[30]])
+    assert (stats.added, stats.updated, stats.deleted, stats.unchanged) == (0, 1, 1, 2)
+    assert _ids(path, "title:rubella") == {"a008"}
+    assert _ids(path, "title:indexed") == set()
+    assert indexed_hashes(path) == {
+        a["id"]: a["content_hash"] for a in [*hashed[:15], *hashed[16:]] if a["id"] in INDEXED
+    } | {"a008": "hash-edited"}
+
+
 def test_changed_title_replaces_old_words(tmp_path: Path, articles: list[dict[str, Any]]):
     path = tmp_path / "index"
     apply_changes(path, articles)
