@@ -35,7 +35,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from contextlib import closing
 from itertools import islice
 from typing import IO
@@ -166,26 +165,24 @@ def _answer(out: str) -> tuple[int, SyncReport | None]:
 
 
 def _follow(store: Store, settings: Settings, stop: threading.Event) -> int:
-    """Apply whole batches of the store's changes until ``stop`` is set; return how many."""
-    # What this process indexed, one entry per document, kept for the whole crawl: hash(id) ->
-    # hash(content_hash), 12 MB at 100k articles where the strings took 22. Two ids or hashes
-    # that collide only make it skip a write, which the final sync then makes.
-    written: dict[int, int] = {}
+    """Apply whole batches of the store's changes until ``stop`` is set; return how many
+    documents were written."""
+    written = 0
     cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
     while not stop.is_set():
-        cursor, more = _apply_batch(store, settings, cursor, written)
+        cursor, more, count = _apply_batch(store, settings, cursor)
+        written += count
         if not more:
             stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
-    return len(written)
+    return written
 
 
-def _apply_batch(
-    store: Store, settings: Settings, cursor: int, written: dict[int, int]
-) -> tuple[int, bool]:
+def _apply_batch(store: Store, settings: Settings, cursor: int) -> tuple[int, bool, int]:
     """Apply the fetched articles changed after ``cursor`` if a whole batch waits (up to four).
 
     Returns:
-        The new cursor, and whether a whole batch was there (more may wait).
+        The new cursor, whether a whole batch was there (more may wait), and how many
+        documents were written.
     """
     size = settings.index.batch_size
     # Articles known only from a listing card wait for their page: indexing them twice (card,
@@ -193,23 +190,15 @@ def _apply_batch(
     with closing(store.records.iter_articles(since_seq=cursor, fetched_only=True)) as changed:
         batch = list(islice(changed, size * _MAX_BATCHES))
     if len(batch) < size:
-        return cursor, False
-    # A record listed again changes (new seq) with the same content: already indexed.
-    todo = [r for r in batch if written.get(hash(r["id"])) != hash(r["content_hash"])]
-    started = time.perf_counter()
+        return cursor, False, 0
     # One commit for all of it: a whoosh commit (segment flush, merges) cost ~40% of the
     # child's time at one per batch, and the backlog only grows while the crawl is faster.
-    search_index.apply_changes(
-        index_dir(settings),
-        todo,
-        batch_size=max(len(todo), 1),
-        limit_mb=settings.index.limit_mb,
+    # A record listed again changes (new seq) with the same content: the index leaves it be.
+    stats = search_index.apply_changes(
+        index_dir(settings), batch, batch_size=len(batch), limit_mb=settings.index.limit_mb
     )
-    written.update((hash(r["id"]), hash(r["content_hash"])) for r in todo)
-    logger.debug(
-        "indexed %s of %s changes in %.2fs", len(todo), len(batch), time.perf_counter() - started
-    )
-    return int(batch[-1]["seq"]), True
+    logger.debug("indexed %s changes: %s", len(batch), stats)
+    return int(batch[-1]["seq"]), True, stats.added + stats.updated
 
 
 def _watch_stdin(stream: IO[str], stop: threading.Event, command: list[str]) -> None:

@@ -22,7 +22,7 @@ from index.writer import write_lock
 from pipeline.config import Settings
 from pipeline.demo import DemoServer
 from pipeline.errors import SearchIndexError
-from pipeline.follow import IndexFollower
+from pipeline.follow import IndexFollower, _apply_batch
 from pipeline.run import run_once
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
@@ -91,6 +91,21 @@ def test_the_child_indexes_what_waits_and_the_sync_writes_only_what_it_left(sett
         )
         assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
         assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
+
+
+def test_a_batch_the_index_already_holds_is_not_written_again(settings: Settings):
+    # What a crash before the watermark moved, or a relisting, brings back: changes whose
+    # content the index already holds. The index compares content hashes: no map of what
+    # this process wrote, which a new process would not have anyway.
+    settings = _with_index(settings, batch_size=15)
+    with Store(settings.storage.dir) as store:
+        last = store.max_seq()
+        assert _apply_batch(store, settings, 0) == (last, True, 40)
+        assert _apply_batch(store, settings, 0) == (last, True, 0)
+        assert _apply_batch(store, settings, last) == (last, False, 0)
+        assert search_index.indexed_hashes(index_dir(settings)) == (
+            store.records.active_article_hashes()
+        )
 
 
 def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(settings: Settings):
