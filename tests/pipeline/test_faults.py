@@ -564,6 +564,40 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
     assert "elsewhere" not in str([h.path for h in server.requests()])
 
 
+def test_a_sitemap_queued_a_slice_at_a_time_is_still_fetched_newest_first(tmp_path, monkeypatch):
+    monkeypatch.setattr("pipeline.crawler._SITEMAP_CHUNK", 3)
+    days = {"/s/a": 3, "/s/b": 7, "/s/c": None, "/s/d": 1, "/s/e": 5, "/s/f": 2, "/s/g": 6}
+
+    def urlset(hit: Hit, reply: Reply) -> None:
+        urls = "".join(
+            f"<url><loc>{server.url(p)}</loc>"
+            + (f"<lastmod>2020-01-{d:02d}</lastmod>" if d else "")
+            + "</url>"
+            for p, d in [*days.items(), ("/s/b", 7)]  # listed twice: fetched once
+        )
+        body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+        reply.send(200, body.encode(), content_type="text/xml")
+
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, f"Sitemap: {server.url('/pages.xml')}\n".encode(), content_type="text/plain"
+        ),
+        "/pages.xml": urlset,
+        "/": links_page(),
+        "/s/*": post,
+    }
+    with FaultServer(routes) as server:
+        first = crawl(tmp_path, server, concurrency=1, per_host_concurrency=1, refetch_min="1h")
+        fetched = [h.path for h in server.requests() if h.path.startswith("/s/")]
+        server.hits.clear()
+        second = crawl(tmp_path, server, refetch_min="1h")
+    # newest lastmod first across the slices, the one without a lastmod last
+    assert fetched == ["/s/b", "/s/g", "/s/e", "/s/a", "/s/f", "/s/d", "/s/c"]
+    assert first.pages_fetched == 8
+    assert second.skipped == {"sitemap_unchanged": 7}
+    assert [h.path for h in server.requests() if h.path.startswith("/s/")] == []
+
+
 def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetched(tmp_path):
     """/s/old is unchanged (sitemap lastmod) and not refetched; the page it linked to failed
     last time, so it is queued again from /s/old's stored links, once, and fetched."""
