@@ -14,7 +14,6 @@ next run. Only an index that cannot be read at all (damaged, another schema vers
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -97,14 +96,16 @@ def _sync_incrementally(
     written = deleted = 0
     seconds = 0.0
     mode = "none"
-    # {id: hash(content hash)} of the index, kept equal to it as changes are written
-    have = search_index.indexed_digests(path)
     if upto > watermark:
-        changed = _writes(store.records.iter_articles(since_seq=watermark), have)
+        # Changes are applied again after a crash, and the index process of a crawl
+        # (``pipeline.follow``) applies most of a crawl's changes before this sync sees them:
+        # the index leaves those whose content hash it already holds.
+        changed = store.records.iter_articles(since_seq=watermark)
         stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
-    stale, extra = _differences(store, have)
+    # read after the writes: a writer and this map of every document never both in memory
+    stale, extra = _differences(store, search_index.indexed_digests(path))
     if stale or extra:
         logger.warning(
             "search index differs from the store: %s missing or stale, %s extra; repairing",
@@ -123,25 +124,6 @@ def _sync_incrementally(
         mode = "repair"
     store.set_meta(WATERMARK_KEY, str(upto))
     return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
-
-
-def _writes(records: Iterable[dict[str, Any]], have: dict[str, int]) -> Iterator[dict[str, Any]]:
-    """The records the index does not hold in this version, recording each in ``have``
-    (``{id: hash(content hash)}``).
-
-    Changes are applied again after a crash, and the index process of a crawl
-    (``pipeline.follow``) applies most of a crawl's changes before this sync sees them: those
-    whose content hash the index already has (or that it rightly lacks) are skipped.
-    """
-    for record in records:
-        record_id = str(record["id"])
-        if search_index.is_indexable(record):
-            content = record.get("content_hash")
-            if content is None or have.get(record_id) != hash(content):
-                have[record_id] = hash(str(content or ""))
-                yield record
-        elif have.pop(record_id, None) is not None:
-            yield record
 
 
 def _differences(store: Store, have: dict[str, int]) -> tuple[list[str], list[str]]:
