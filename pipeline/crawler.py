@@ -42,7 +42,7 @@ from pipeline.models import (
 from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.recrawl import ListingPlan, Recrawl
-from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
+from pipeline.sitemaps import Sitemap, SitemapEntry, newest_first, parse_sitemap
 from pipeline.store import Store
 
 __all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
@@ -101,11 +101,6 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""
         return asdict(self)
-
-
-def _newest_first(lastmod: datetime | None) -> float:
-    """Sort key: newest lastmod first, unknown last."""
-    return -lastmod.timestamp() if lastmod is not None else float("inf")
 
 
 def now_utc() -> datetime:
@@ -184,7 +179,7 @@ class Crawler:
         entries = await self._read_sitemaps(site)
         # Newest first over the whole sitemap, then a slice at a time: the targets, page states
         # and queue rows of 100,000 URLs at once took ~50 MB at the start of a crawl.
-        entries.sort(key=lambda e: _newest_first(e.lastmod))
+        entries.sort(key=lambda e: newest_first(e.lastmod))
         entries.reverse()  # taken from the end
         queued = skipped = 0
         with self.store.transaction():

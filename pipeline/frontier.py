@@ -29,7 +29,7 @@ from pipeline.models import (
     Target,
     Validators,
 )
-from pipeline.sitemaps import SitemapEntry
+from pipeline.sitemaps import SitemapEntry, newest_first
 
 __all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
 
@@ -337,7 +337,7 @@ class Frontier:
         fresh: list[Target] = []
         unchanged: list[Target] = []
         states = self.queue.page_states(list(found))
-        for target in sorted(found.values(), key=lambda t: _newest_first(lastmods.get(t.url))):
+        for target in sorted(found.values(), key=lambda t: newest_first(lastmods.get(t.url))):
             state, lastmod = states.get(target.url, UNKNOWN_PAGE), lastmods.get(target.url)
             fetched = state.fetched_at
             # no lastmod says nothing: a page we have is left to the recrawl schedule
@@ -373,11 +373,6 @@ class Frontier:
             if out_of_scope_reason(url, self.sites[target.site]) is None:
                 return url
         return target.url
-
-
-def _newest_first(lastmod: datetime | None) -> float:
-    """Sort key: newest lastmod first, unknown last."""
-    return -lastmod.timestamp() if lastmod is not None else float("inf")
 
 
 def _page_number(url: str, text: str) -> int | None:
