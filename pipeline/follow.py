@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -231,6 +232,9 @@ def main(argv: list[str]) -> int:
                 sync = sync_index(store, settings, batch_size=batch_size).to_dict()
     except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the crawl syncs instead
         logger.warning("indexing beside the crawl stopped: %s; the crawl syncs the index", exc)
-    sys.stdout.write(json.dumps({"written": written, "sync": sync}) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps({"written": written, "sync": sync}) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the crawl is gone: nobody to answer, and nothing lost
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
     return 0
