@@ -13,6 +13,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -522,16 +523,36 @@ def test_max_pages_per_site_pauses_the_pass_and_the_next_run_continues(tmp_path)
 
 
 # -- sitemaps ----------------------------------------------------------------------------------
-def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path):
-    lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
+def sitemap_robots(path: str) -> Any:
+    """A robots.txt route naming the sitemap at ``path`` of the host asked."""
+    return lambda hit, reply: reply.send(
+        200, f"Sitemap: http://{hit.headers['host']}{path}\n".encode(), content_type="text/plain"
+    )
 
-    def urlset(hit: Hit, reply: Reply) -> None:
+
+def urlset(entries: Iterable[tuple[str, str | None]], *, gzipped: bool = False) -> Any:
+    """A sitemap route listing ``(path, lastmod or None)`` of the host asked; ``entries`` is read
+    again at each request (a dict's ``items()`` follows the dict)."""
+
+    def send(hit: Hit, reply: Reply) -> None:
+        base = f"http://{hit.headers['host']}"
         urls = "".join(
-            f"<url><loc>{server.url(p)}</loc><lastmod>{m}</lastmod></url>"
-            for p, m in lastmod.items()
+            f"<url><loc>{base}{path}</loc>"
+            + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "")
+            + "</url>"
+            for path, lastmod in entries
         )
         body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
-        reply.send(200, gzip.compress(body.encode()), content_type="application/x-gzip")
+        if gzipped:
+            reply.send(200, gzip.compress(body.encode()), content_type="application/x-gzip")
+        else:
+            reply.send(200, body.encode(), content_type="text/xml")
+
+    return send
+
+
+def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path):
+    lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
 
     index = (
         '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
@@ -539,13 +560,11 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
         "</sitemap></sitemapindex>"
     )
     routes = {
-        "/robots.txt": lambda hit, reply: reply.send(
-            200, f"Sitemap: {server.url('/index.xml')}\n".encode(), content_type="text/plain"
-        ),
+        "/robots.txt": sitemap_robots("/index.xml"),
         "/index.xml": lambda hit, reply: reply.send(
             200, index.format(server.url("/pages.xml.gz")).encode(), content_type="text/xml"
         ),
-        "/pages.xml.gz": urlset,
+        "/pages.xml.gz": urlset(lastmod.items(), gzipped=True),
         "/": links_page(),
         "/s/*": post,  # only article pages are ever skipped on a sitemap's word
     }
@@ -567,22 +586,10 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path
 def test_a_sitemap_queued_a_slice_at_a_time_is_still_fetched_newest_first(tmp_path, monkeypatch):
     monkeypatch.setattr("pipeline.crawler._SITEMAP_CHUNK", 3)
     days = {"/s/a": 3, "/s/b": 7, "/s/c": None, "/s/d": 1, "/s/e": 5, "/s/f": 2, "/s/g": 6}
-
-    def urlset(hit: Hit, reply: Reply) -> None:
-        urls = "".join(
-            f"<url><loc>{server.url(p)}</loc>"
-            + (f"<lastmod>2020-01-{d:02d}</lastmod>" if d else "")
-            + "</url>"
-            for p, d in [*days.items(), ("/s/b", 7)]  # listed twice: fetched once
-        )
-        body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
-        reply.send(200, body.encode(), content_type="text/xml")
-
+    entries = [(p, f"2020-01-{d:02d}" if d else None) for p, d in [*days.items(), ("/s/b", 7)]]
     routes = {
-        "/robots.txt": lambda hit, reply: reply.send(
-            200, f"Sitemap: {server.url('/pages.xml')}\n".encode(), content_type="text/plain"
-        ),
-        "/pages.xml": urlset,
+        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/pages.xml": urlset(entries),  # /s/b listed twice: fetched once
         "/": links_page(),
         "/s/*": post,
     }
@@ -614,22 +621,9 @@ def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetch
         else:
             post(hit, reply)
 
-    def urlset(hit: Hit, reply: Reply) -> None:
-        urls = "".join(
-            f"<url><loc>{server.url(p)}</loc><lastmod>2020-01-01</lastmod></url>"
-            for p in ("/s/old", "/s/other")
-        )
-        reply.send(
-            200,
-            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'.encode(),
-            content_type="text/xml",
-        )
-
     routes = {
-        "/robots.txt": lambda hit, reply: reply.send(
-            200, f"Sitemap: {server.url('/pages.xml')}\n".encode(), content_type="text/plain"
-        ),
-        "/pages.xml": urlset,
+        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/pages.xml": urlset([("/s/old", "2020-01-01"), ("/s/other", "2020-01-01")]),
         "/": links_page(),
         "/s/old": old,
         "/s/other": post,
