@@ -180,12 +180,10 @@ class Crawler:
         # Newest first over the whole sitemap, then a slice at a time: the targets, page states
         # and queue rows of 100,000 URLs at once took ~50 MB at the start of a crawl.
         entries.sort(key=lambda e: newest_first(e.lastmod))
-        entries.reverse()  # taken from the end
         queued = skipped = 0
         with self.store.transaction():
-            while entries:
-                chunk = entries[-_SITEMAP_CHUNK:][::-1]
-                del entries[-_SITEMAP_CHUNK:]
+            for start in range(0, len(entries), _SITEMAP_CHUNK):
+                chunk = entries[start : start + _SITEMAP_CHUNK]
                 fresh, unchanged = self._seed_chunk(site, chunk)
                 queued, skipped = queued + fresh, skipped + unchanged
         logger.info(
