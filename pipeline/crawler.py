@@ -21,10 +21,10 @@ from typing import Any
 from pipeline.config import Settings, SiteConfig
 from pipeline.errors import (
     BadStatus,
+    ExtractError,
     FetchError,
     PageSkipped,
 )
-from pipeline.extract import extract
 from pipeline.fetch import fetch_page, fetch_robots, fetch_sitemap, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
@@ -39,11 +39,11 @@ from pipeline.models import (
     Target,
     TopicPageRecord,
 )
-from pipeline.normalize import normalize
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.recrawl import ListingPlan, Recrawl
 from pipeline.sitemaps import Sitemap, SitemapEntry, newest_first, parse_sitemap
 from pipeline.store import Store
+from pipeline.workers import ExtractWorkers, worker_count
 
 __all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
 
@@ -87,6 +87,7 @@ class RunReport:
     resumed: list[str] = field(default_factory=list)
     completed_sites: list[str] = field(default_factory=list)
     index: dict[str, Any] = field(default_factory=dict)
+    extract: dict[str, int] = field(default_factory=dict)  # pipeline/workers.py: the children
     errors: int = 0
     # Unattended operation (pipeline/postrun.py): change feed, watches' new matches, drift.
     feed: dict[str, Any] = field(default_factory=dict)
@@ -148,6 +149,9 @@ class Crawler:
         self._queued_count = 0
         # the recrawl policy (listing watermark, refetch intervals) on the run's clock
         self.recrawl = Recrawl(crawl, store.recrawl, canonical=self.frontier.canonical, clock=clock)
+        self.workers = ExtractWorkers(
+            sites, workers=worker_count(crawl.extract_workers), timeout=crawl.extract_timeout
+        )
 
     async def crawl(self) -> None:
         with self.store.transaction():
@@ -160,10 +164,14 @@ class Crawler:
                 self._fetch_robots,
                 enabled=self.crawl_settings.respect_robots,
             )
-            if self.crawl_settings.use_sitemaps:
-                for name in (n for n, resumed in started.items() if not resumed):
-                    await self._seed_from_sitemaps(self.sites[name])
-            budget_left = await self._dispatch()
+            try:
+                await self.workers.prepare()
+                if self.crawl_settings.use_sitemaps:
+                    for name in (n for n, resumed in started.items() if not resumed):
+                        await self._seed_from_sitemaps(self.sites[name])
+                budget_left = await self._dispatch()
+            finally:
+                await self.workers.close()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(now_utc())
             self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
@@ -316,6 +324,9 @@ class Crawler:
             self._finish(target, "skipped", exc.reason, self.skipped)
         except FetchError as exc:
             self._fetch_failed(target, exc)
+        except ExtractError as exc:
+            logger.warning("%s", exc)
+            self._finish(target, "failed", exc.reason, self.failed)
         except Exception:  # the one catch-all: one broken page must not stop the run
             logger.exception("unexpected error on %s; skipped and counted", target.url)
             self.frontier.forget_recent()  # links it queued may have been rolled back
@@ -363,8 +374,7 @@ class Crawler:
             return "not_modified"
         self.report.pages_fetched += 1
         self.report.bytes += fetched.size
-        page = extract(fetched, site)
-        record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
+        page, record = await self.workers.extract(fetched, target)
         links = self.frontier.links_from(target, page)
         with self.store.transaction():
             plan = self._recrawl_plan(target, page, record, links)
@@ -479,6 +489,7 @@ class Crawler:
         report.skipped = dict(self.skipped) | self.recrawl.skipped()
         report.links_dropped = dict(self.frontier.dropped)
         report.requests_by_host = dict(self.requests)
+        report.extract = self.workers.stats
         cap = self.crawl_settings.max_pages_per_site
         report.capped = {
             name: left

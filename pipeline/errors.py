@@ -9,7 +9,7 @@ text (no traceback unless ``--debug``)::
     │   ├── FetchTimeout   connect/read timeout or the whole-response deadline
     │   ├── BadStatus      .status, .retry_after: an HTTP status we do not store (4xx/5xx)
     │   └── TooLarge       the body passed crawl.max_bytes (after decompression too)
-    ├── ExtractError       .url; the page could not be parsed
+    ├── ExtractError       .url, .reason; the page could not be parsed (its worker crashed)
     ├── PageSkipped        .url, .reason: robots, out_of_scope, not_html, ... (control flow)
     ├── StoreError         the SQLite store is unusable
     │   └── CrawlLocked    another crawl holds the data directory (a scheduled run skips)
@@ -100,10 +100,12 @@ class TooLarge(FetchError):
 
 
 class ExtractError(PipelineError):
-    """A fetched page could not be turned into fields."""
+    """A fetched page could not be turned into fields. ``reason`` is a short code counted in
+    run reports (``extract_crashed``, ``extract_timeout``: see ``pipeline.workers``)."""
 
-    def __init__(self, message: str, *, url: str) -> None:
+    def __init__(self, message: str, *, url: str, reason: str = "extract_failed") -> None:
         self.url = url
+        self.reason = reason
         super().__init__(message)
 
 

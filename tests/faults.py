@@ -22,8 +22,18 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 
-__all__ = ["FaultServer", "Hit", "Reply", "article_html", "gzip_bomb_chunks", "html"]
+__all__ = [
+    "FaultServer",
+    "Hit",
+    "Reply",
+    "article_html",
+    "gzip_bomb_chunks",
+    "html",
+    "process_gone",
+    "wait_for",
+]
 
 
 @dataclass(slots=True)
@@ -250,3 +260,21 @@ def gzip_bomb_chunks(megabytes: int, chunk_mb: int = 1) -> tuple[bytes, bytes, i
 def http_date_in(seconds: float) -> str:
     """An HTTP date ``seconds`` from now."""
     return formatdate(time.time() + seconds, usegmt=True)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll an observable condition until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling an observable condition with a deadline
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return any(line.split()[1:2] == ["Z"] for line in status.splitlines() if "State:" in line)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipeline.run import run_once
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
 from tests.conftest import crawl_settings
+from tests.faults import process_gone, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "http://127.0.0.1:9"  # settings for indexing only: nothing is fetched
@@ -35,13 +35,6 @@ NOWHERE = "http://127.0.0.1:9"  # settings for indexing only: nothing is fetched
 def _with_index(settings: Settings, **index: object) -> Settings:
     return settings.model_copy(update={"index": settings.index.model_copy(update=index)})
 
-
-def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling an observable condition with a deadline
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +66,7 @@ def test_the_child_indexes_what_waits_and_the_sync_writes_only_what_it_left(sett
         try:
             assert follower.running
             # up to 4 batches in one commit: all 40 at once
-            _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
+            wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
         finally:
             written = follower.stop()
         assert written == 40
@@ -115,7 +108,7 @@ def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(settin
         articles = list(store.records.iter_articles())
         follower = IndexFollower(settings, store)
         follower.start()
-        _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
+        wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
         with store.transaction():  # less than a batch: left for the final sync
             store.records.mark_gone(articles[0]["url"], datetime.now(UTC), None)
         written, report = follower.finish()
@@ -138,9 +131,9 @@ def test_a_child_that_cannot_sync_leaves_the_final_sync_to_the_crawl(settings: S
     with Store(settings.storage.dir) as store:
         follower = IndexFollower(settings, store)
         follower.start()
-        _wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
+        wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
         with ExitStack() as held:  # another writer holds the index, once the child let it go
-            _wait_for(lambda: _took(held, path), "the child to release the index lock")
+            wait_for(lambda: _took(held, path), "the child to release the index lock")
             written, report = follower.finish()
         assert (written, report) == (40, None)
         assert store.get_meta(WATERMARK_KEY) == "0"  # nothing claimed
@@ -250,13 +243,6 @@ _KILL_THE_PARENT = textwrap.dedent(
 )
 
 
-def _gone(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return any(line.split()[1:2] == ["Z"] for line in status.splitlines() if "State:" in line)
-
 
 def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
     done = subprocess.run(
@@ -271,7 +257,7 @@ def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
     assert "Traceback" not in done.stderr  # nobody to answer: the child says nothing
     pid = int(done.stdout.split()[0])
     assert pid != os.getpid()
-    _wait_for(lambda: _gone(pid), f"the orphaned index process {pid} to exit")
+    wait_for(lambda: process_gone(pid), f"the orphaned index process {pid} to exit")
 
 
 def test_a_child_that_cannot_start_leaves_the_indexing_to_the_end_of_the_run(
