@@ -36,7 +36,6 @@ def _with_index(settings: Settings, **index: object) -> Settings:
     return settings.model_copy(update={"index": settings.index.model_copy(update=index)})
 
 
-
 @pytest.fixture(scope="module")
 def crawled_dir(small_site, tmp_path_factory) -> Path:
     """The small demo site (40 articles) crawled once, then its index thrown away."""
@@ -241,7 +240,6 @@ _KILL_THE_PARENT = textwrap.dedent(
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
-
 
 
 def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
