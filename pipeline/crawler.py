@@ -1,5 +1,6 @@
 """The crawl engine of a run: one asyncio loop that chains frontier -> fetch -> extract ->
-normalize -> store for every page, under the politeness gate and the recrawl policy.
+normalize -> store for every page, under the politeness gate and the recrawl policy (extract
+and normalize in a worker process once a crawl is big: ``pipeline.workers``).
 
 ``pipeline.run.run_once`` is the only caller; this module is its engine, split out for size.
 A dispatcher claims targets for hosts that may start a request now (reserving the host's slot at

@@ -320,14 +320,9 @@ def _settle(job: _Job, answer: Any) -> None:
 
 
 def _run_here(job: _Job, sites: dict[str, SiteConfig]) -> None:
-    """Extract a job's page in this process (no worker left to take it)."""
-    if job.future.done():
-        return
-    text, url, site, target, fetched_at = pickle.loads(job.frame)
-    try:
-        job.future.set_result(_extract(text, url, target, fetched_at, sites[site]))
-    except Exception as exc:  # noqa: BLE001 - handed to the page's task, as in a child
-        job.future.set_exception(exc)
+    """Extract a job's page in this process (no worker left to take it), as a worker would."""
+    if not job.future.done():
+        _settle(job, _work(job.frame, sites))
 
 
 def _widen(pipe: Any) -> None:

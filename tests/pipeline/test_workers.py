@@ -21,7 +21,7 @@ from pipeline.config import SiteConfig
 from pipeline.errors import ExtractError
 from pipeline.models import ArticlePage, ArticleRecord, Fetched, OtherPage, Target
 from pipeline.run import export_records, run_once
-from pipeline.workers import ExtractWorkers, extract_here, worker_count
+from pipeline.workers import ExtractWorkers, WorkerError, extract_here, worker_count
 from tests.conftest import crawl_settings
 from tests.faults import FaultServer, Hit, Reply, article_html, process_gone, wait_for
 
@@ -161,6 +161,25 @@ def test_pages_come_back_as_the_crawls_own_process_reads_them(started_early):
     assert answers == [extract_here(f, t, SITE) for f, t in pages]
     assert isinstance(answers[1][0], OtherPage)
     assert answers[1][0].links[0].url == "http://e.test/x"
+
+
+def test_an_error_raised_in_a_worker_comes_back_with_its_traceback(started_early):
+    fetched, _target = _fetched("http://e.test/a", article_html("An article"))
+    unknown = Target(url="http://e.test/a", site="not-configured")
+
+    async def scenario() -> tuple[BaseException | None, Any]:
+        workers = await _ready()
+        try:
+            failed = await asyncio.gather(workers.extract(fetched, unknown), return_exceptions=True)
+            after = await workers.extract(*_fetched("http://e.test/b", article_html("B")))
+            return failed[0] if isinstance(failed[0], BaseException) else None, after
+        finally:
+            await workers.close()
+
+    error, (_page, record) = asyncio.run(scenario())
+    assert isinstance(error, WorkerError)
+    assert "KeyError: 'not-configured'" in str(error)  # the worker's own traceback
+    assert record.title == "B"  # and the worker goes on
 
 
 _KILL_THE_PARENT = textwrap.dedent(
