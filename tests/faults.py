@@ -14,8 +14,11 @@ the crawler treats them as different hosts).
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -31,6 +34,7 @@ __all__ = [
     "article_html",
     "gzip_bomb_chunks",
     "html",
+    "killed_parent",
     "process_gone",
     "wait_for",
 ]
@@ -278,3 +282,19 @@ def process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return any(line.split()[1:2] == ["Z"] for line in status.splitlines() if "State:" in line)
+
+
+def killed_parent(script: str, *args: str) -> int:
+    """Run ``script`` (it starts a child, prints the child's pid, then SIGKILLs itself) from the
+    repository root; check it died of the signal without a traceback, and return the pid."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert "Traceback" not in done.stderr  # nobody to answer: the child says nothing
+    return int(done.stdout.split()[0])

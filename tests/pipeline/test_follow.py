@@ -26,7 +26,7 @@ from pipeline.run import run_once
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
 from tests.conftest import crawl_settings
-from tests.faults import process_gone, wait_for
+from tests.faults import killed_parent, process_gone, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "http://127.0.0.1:9"  # settings for indexing only: nothing is fetched
@@ -243,17 +243,7 @@ _KILL_THE_PARENT = textwrap.dedent(
 
 
 def test_the_child_exits_when_the_crawl_is_killed(settings: Settings):
-    done = subprocess.run(
-        [sys.executable, "-c", _KILL_THE_PARENT, str(settings.storage.dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr
-    assert "Traceback" not in done.stderr  # nobody to answer: the child says nothing
-    pid = int(done.stdout.split()[0])
+    pid = killed_parent(_KILL_THE_PARENT, str(settings.storage.dir))
     assert pid != os.getpid()
     wait_for(lambda: process_gone(pid), f"the orphaned index process {pid} to exit")
 

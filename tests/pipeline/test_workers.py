@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -23,9 +22,16 @@ from pipeline.models import ArticlePage, ArticleRecord, Fetched, OtherPage, Targ
 from pipeline.run import export_records, run_once
 from pipeline.workers import ExtractWorkers, WorkerError, extract_here, worker_count
 from tests.conftest import crawl_settings
-from tests.faults import FaultServer, Hit, Reply, article_html, process_gone, wait_for
+from tests.faults import (
+    FaultServer,
+    Hit,
+    Reply,
+    article_html,
+    killed_parent,
+    process_gone,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 SITE = SiteConfig.model_validate({"name": "demo", "start_urls": ["http://127.0.0.1:9/"]})
 AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -202,17 +208,7 @@ _KILL_THE_PARENT = textwrap.dedent(
 
 
 def test_a_worker_exits_when_the_crawl_is_killed():
-    done = subprocess.run(
-        [sys.executable, "-c", _KILL_THE_PARENT],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr
-    assert "Traceback" not in done.stderr
-    pid = int(done.stdout.split()[0])
+    pid = killed_parent(_KILL_THE_PARENT)
     wait_for(lambda: process_gone(pid), f"the orphaned extraction worker {pid} to exit")
 
 
