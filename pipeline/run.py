@@ -29,7 +29,6 @@ from pipeline.errors import (
     StoreError,
 )
 from pipeline.export import ExportStats, contract_record
-from pipeline.extract import extract
 from pipeline.feed import export_file
 from pipeline.fetch import decode_html, fetch_page, make_client
 from pipeline.follow import IndexFollower
@@ -37,10 +36,10 @@ from pipeline.models import (
     Fetched,
     Target,
 )
-from pipeline.normalize import normalize
 from pipeline.postrun import finish_outputs
 from pipeline.store import DirectoryLock, Store, store_path
 from pipeline.sync import SyncReport, sync_index
+from pipeline.workers import extract_here
 
 __all__ = [
     "Progress",
@@ -184,8 +183,7 @@ def inspect_page(
     fetched = (
         asyncio.run(_fetch_one(target, settings)) if is_url else _read_file(Path(source), target)
     )
-    page = extract(fetched, site)
-    record = normalize(page, target, fetched_at=fetched.fetched_at, site=site)
+    page, record = extract_here(fetched, target, site)
     return {
         "source": source,
         "url": fetched.url,

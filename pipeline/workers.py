@@ -163,7 +163,7 @@ class ExtractWorkers:
         child = self._least_busy()
         if child is None:
             return extract_here(fetched, target, self._sites[target.site])
-        payload = (fetched.text, fetched.url, target.site, target, fetched.fetched_at)
+        payload = (fetched.text, fetched.url, target, fetched.fetched_at)
         future = asyncio.get_running_loop().create_future()
         job = _Job(pickle.dumps(payload, _PROTOCOL), fetched.url, future)
         self._send(child, job)
@@ -291,7 +291,8 @@ class ExtractWorkers:
                 self._send(replacement, job)
 
     async def close(self) -> None:
-        """End the children: each finishes what it was sent, then exits; unanswered jobs fail."""
+        """End the children: each finishes what it was sent, then exits (one killed after
+        ``_CLOSE_SECONDS`` leaves its pages to ``_died``)."""
         self._closed = True
         if self._starting is not None:
             with contextlib.suppress(Exception):
@@ -306,10 +307,7 @@ class ExtractWorkers:
                 child.process.kill()
             if child.reader is not None:
                 with contextlib.suppress(Exception):
-                    await child.reader
-            for job in child.jobs:
-                if not job.future.done():
-                    job.future.set_exception(ExtractError("the crawl stopped", url=job.url))
+                    await child.reader  # settles what the child left: see _died
 
 
 def _settle(job: _Job, answer: Any) -> None:
@@ -349,9 +347,9 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 
 def _work(frame: bytes, sites: dict[str, SiteConfig]) -> Any:
     """One page's answer: ``(page, record)``, or the traceback text when extraction raised."""
-    text, url, site, target, fetched_at = pickle.loads(frame)
+    text, url, target, fetched_at = pickle.loads(frame)
     try:
-        return _extract(text, url, target, fetched_at, sites[site])
+        return _extract(text, url, target, fetched_at, sites[target.site])
     except Exception:  # noqa: BLE001 - the crawl counts it; this process goes on
         return traceback.format_exc()
 
