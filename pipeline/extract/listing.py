@@ -37,7 +37,7 @@ from pipeline.extract.selectors import (
     NEXT_LINK,
     NEXT_TEXT,
     NOISE,
-    PAGINATION,
+    PAGINATION_LINKS,
     SITE_TITLE,
 )
 from pipeline.models import ArchiveKind, ListingPage
@@ -194,9 +194,8 @@ def _page_urls(doc: Document) -> tuple[str, ...]:
     """Every pagination link of the page, once each, in page order (this page left out)."""
     urls: dict[str, None] = {}
     own = urldefrag(doc.url).url
-    for container in select(doc.body, PAGINATION):
-        for node in select(container, "a[href]"):
-            url = doc.resolve(attr(node, "href"))
-            if url and urldefrag(url).url != own:
-                urls.setdefault(url, None)
+    for node in select(doc.body, PAGINATION_LINKS):
+        url = doc.resolve(attr(node, "href"))
+        if url and urldefrag(url).url != own:
+            urls.setdefault(url, None)
     return tuple(urls)
