@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -215,6 +217,55 @@ def test_known_links_replay_what_was_followed_less_what_the_caller_skips(store):
     assert q.known_links(URL, skip=skip) == [links[0], links[2]]
     assert asked == [(t.url, "s") for t in links]
     assert q.known_links("http://site.test/never-fetched/", skip=skip) == []
+
+
+def test_known_links_of_mixed_sites_and_of_older_stores_read_back(store):
+    q = store.queue
+    mixed = [
+        Target(url="http://site.test/post-1/", site="s", depth=2),
+        Target(url="http://other.test/", site="o", depth=1),
+        Target(
+            url="http://site.test/topic/a/page/3/", site="s", depth=2, topic_url=TOPIC, page_no=3
+        ),
+    ]
+    older = "http://site.test/older/"
+    # the rows and zlib level earlier releases wrote
+    blob = zlib.compress(
+        json.dumps(
+            [[t.url, t.site, t.depth, t.topic_url, t.page_no] for t in mixed[::-1]]
+        ).encode(),
+        6,
+    )
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle)
+        q.enqueue([(Target(url=older, site="s"), "site.test")], cycle)
+        q.complete(URL, "done", fetched_at=T0, kind="article", links=mixed)
+        q.complete(older, "done", fetched_at=T0, kind="article", links=[])
+        store._conn.execute("UPDATE pages SET links = ? WHERE url = ?", (blob, older))
+    assert q.known_links(URL) == mixed
+    assert q.known_links(older) == mixed[::-1]
+    assert q.known_links_of([URL, older]) == {t.url: t for t in mixed}
+
+
+def test_a_topic_changes_when_any_of_its_pages_lists_other_articles(store):
+    second = "http://site.test/2025/10/older/"
+    third = "http://site.test/2025/09/oldest/"
+
+    def save(page: TopicPageRecord) -> str:
+        with store.transaction():
+            return store.records.save_topic_page(page, [c.url for c in page.cards], T0, 1)
+
+    assert save(topic_page(1, TOPIC, urls=(URL,))) == "new"
+    assert save(topic_page(2, TOPIC + "page/2/", urls=(second,))) == "changed"
+    assert save(topic_page(1, TOPIC, urls=(URL,))) == "unchanged"
+    assert save(topic_page(2, TOPIC + "page/2/", urls=(second,))) == "unchanged"
+    assert save(topic_page(2, TOPIC + "page/2/", urls=(second, third))) == "changed"
+    assert save(topic_page(1, TOPIC, urls=(URL,))) == "unchanged"  # page 2's list is in its hash
+    renamed = replace(topic_page(1, TOPIC, urls=(URL,)), description="New description.")
+    assert save(renamed) == "changed"
+    (topic,) = store.records.iter_topics()
+    assert topic["article_urls"] == [URL, second, third]
 
 
 def test_claim_skips_busy_hosts_and_in_flight_rows_are_released(store):
