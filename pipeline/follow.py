@@ -73,6 +73,7 @@ class IndexFollower:
         self.enabled = settings.index.during_crawl
         self._pokes = 0
         self._process: subprocess.Popen[str] | None = None
+        self._asked: str | None = None  # the command sent ahead by ``begin_finish``
 
     @property
     def pid(self) -> int | None:
@@ -138,12 +139,28 @@ class IndexFollower:
         """
         return self._end("finish")
 
+    def begin_finish(self) -> None:
+        """Ask the child to run the final sync now, without waiting for it: the crawl writes
+        its change feed meanwhile. ``finish()`` collects the answer."""
+        process = self._process
+        if process is None or self._asked is not None:
+            return
+        self._asked = "finish"
+        try:
+            assert process.stdin is not None
+            process.stdin.write("finish\n")
+            process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died: finish() finds out, the crawl syncs
+            pass
+
     def _end(self, command: str) -> tuple[int, SyncReport | None]:
         process = self._process
         if process is None:
             return 0, None
+        sent, self._asked = self._asked, None
         try:
-            out, _ = process.communicate(command + "\n")  # closes its stdin too
+            # closes its stdin too
+            out, _ = process.communicate(None if sent == command else command + "\n")
         except (BrokenPipeError, ValueError):  # it died: the final sync repairs
             out = ""
             process.wait()

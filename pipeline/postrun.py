@@ -1,10 +1,12 @@
 """After a run: the change feed, drift alarms and watches (unattended operation).
 
-``run_once`` calls ``finish_outputs`` once the search index has caught up with the store, still
-holding the crawl lock, so nothing changes underneath. Each step fills a field of the
-``RunReport``; a step that fails is logged with its cause and counted in ``report.errors``, and
-the others still run: the records are already safe in the store, and the feed cursor only moves
-after a successful export, so the next run exports what this one could not.
+``run_once`` calls ``write_outputs`` (drift, the change feed: the store only) while the index
+process runs its final sync, then ``check_watches`` (saved searches) once the search index has
+caught up with the store; still holding the crawl lock, so nothing changes underneath. Each
+step fills a field of the ``RunReport``; a step that fails is logged with its cause and counted
+in ``report.errors``, and the others still run: the records are already safe in the store, and
+the feed cursor only moves after a successful export, so the next run exports what this one
+could not.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from pipeline.watch import evaluate_watches
 if TYPE_CHECKING:
     from pipeline.run import RunReport
 
-__all__ = ["finish_outputs", "unattended_status"]
+__all__ = ["check_watches", "unattended_status", "write_outputs"]
 
 logger = logging.getLogger(__name__)
 
 
-def finish_outputs(settings: Settings, store: Store, report: RunReport) -> None:
-    """Measure drift, export the change feed and evaluate watches; results go into ``report``."""
+def write_outputs(settings: Settings, store: Store, report: RunReport) -> None:
+    """Measure drift and export the change feed; results go into ``report``."""
     now = datetime.now(UTC)
     try:
         warnings = measure_run(
@@ -59,8 +61,14 @@ def finish_outputs(settings: Settings, store: Store, report: RunReport) -> None:
             }
         except PipelineError as exc:
             _failed("change feed export", exc, report)
+
+
+def check_watches(settings: Settings, store: Store, report: RunReport) -> None:
+    """Evaluate the watches (they search the index: call it once it is synced) into ``report``."""
     try:
-        report.watches = evaluate_watches(settings, store, run_id=report.run_id, now=now)
+        report.watches = evaluate_watches(
+            settings, store, run_id=report.run_id, now=datetime.now(UTC)
+        )
     except PipelineError as exc:
         _failed("watches", exc, report)
 

@@ -36,7 +36,7 @@ from pipeline.models import (
     Fetched,
     Target,
 )
-from pipeline.postrun import finish_outputs
+from pipeline.postrun import check_watches, write_outputs
 from pipeline.store import DirectoryLock, Store, store_path
 from pipeline.sync import SyncReport, sync_index
 from pipeline.workers import extract_here
@@ -99,12 +99,15 @@ def run_once(
         try:
             asyncio.run(crawler.crawl())
         finally:
-            during_crawl, synced = follower.finish()  # the index process syncs, if it ran
+            # The index process runs the final sync, if it ran, while this one writes the feed.
+            follower.begin_finish()
+            report.changes = store.changes_between(seq_before, store.max_seq())
+            write_outputs(settings, store, report)  # drift, change feed
+            during_crawl, synced = follower.finish()
             if synced is None:
                 synced = sync_index(store, settings)
-            report.changes = store.changes_between(seq_before, store.max_seq())
             report.index = synced.to_dict() | {"during_crawl": during_crawl}
-            finish_outputs(settings, store, report)  # change feed, drift, watches
+            check_watches(settings, store, report)  # they search the index
             report.seconds = round(time.monotonic() - started, 3)
             report.finished_at = now_utc().isoformat()
             if report.status == "running":

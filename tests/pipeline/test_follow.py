@@ -100,7 +100,10 @@ def test_a_batch_the_index_already_holds_is_not_written_again(settings: Settings
         )
 
 
-def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(settings: Settings):
+@pytest.mark.parametrize("ahead", [False, True], ids=["finish", "begin_finish"])
+def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(
+    settings: Settings, ahead: bool
+):
     settings = _with_index(settings, batch_size=15)
     path = index_dir(settings)
     with Store(settings.storage.dir) as store:
@@ -110,6 +113,11 @@ def test_finish_has_the_child_run_the_final_sync_and_send_back_its_report(settin
         wait_for(lambda: search_index.doc_count(path) == 40, "the 40 articles")
         with store.transaction():  # less than a batch: left for the final sync
             store.records.mark_gone(articles[0]["url"], datetime.now(UTC), None)
+        if ahead:  # the child syncs at once, while the caller does something else
+            follower.begin_finish()
+            wait_for(
+                lambda: store.get_meta(WATERMARK_KEY) == str(store.max_seq()), "the child's sync"
+            )
         written, report = follower.finish()
         assert not follower.running
         assert written == 40
@@ -139,6 +147,21 @@ def test_a_child_that_cannot_sync_leaves_the_final_sync_to_the_crawl(settings: S
         report = sync_index(store, settings)  # what run_once does then
         assert (report.written, report.documents) == (0, 40)
         assert store.get_meta(WATERMARK_KEY) == str(store.max_seq())
+
+
+def test_a_child_dead_before_begin_finish_leaves_the_final_sync_to_the_crawl(
+    settings: Settings,
+):
+    settings = _with_index(settings, batch_size=15)
+    with Store(settings.storage.dir) as store:
+        follower = IndexFollower(settings, store)
+        follower.start()
+        assert follower.pid is not None
+        os.kill(follower.pid, signal.SIGKILL)
+        wait_for(lambda: not follower.running, "the child to die")
+        follower.begin_finish()  # no error: finish() reports that nothing was synced
+        assert follower.finish() == (0, None)
+        assert store.get_meta(WATERMARK_KEY) == "0"
 
 
 def _took(held: ExitStack, path: Path) -> bool:
