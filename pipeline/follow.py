@@ -73,7 +73,7 @@ class IndexFollower:
         self.enabled = settings.index.during_crawl
         self._pokes = 0
         self._process: subprocess.Popen[str] | None = None
-        self._asked: str | None = None  # the command sent ahead by ``begin_finish``
+        self._finish_sent = False  # ``begin_finish`` sent it: ``_end`` sends nothing more
 
     @property
     def pid(self) -> int | None:
@@ -143,9 +143,9 @@ class IndexFollower:
         """Ask the child to run the final sync now, without waiting for it: the crawl writes
         its change feed meanwhile. ``finish()`` collects the answer."""
         process = self._process
-        if process is None or self._asked is not None:
+        if process is None or self._finish_sent:
             return
-        self._asked = "finish"
+        self._finish_sent = True
         try:
             assert process.stdin is not None
             process.stdin.write("finish\n")
@@ -157,10 +157,10 @@ class IndexFollower:
         process = self._process
         if process is None:
             return 0, None
-        sent, self._asked = self._asked, None
+        sent, self._finish_sent = self._finish_sent, False
         try:
             # closes its stdin too
-            out, _ = process.communicate(None if sent == command else command + "\n")
+            out, _ = process.communicate(None if sent else command + "\n")
         except (BrokenPipeError, ValueError):  # it died: the final sync repairs
             out = ""
             process.wait()

@@ -313,10 +313,7 @@ class RecordTable:
         still read, so a walk of a topic stays quadratic in its pages, at a smaller constant.
         """
         digest = hashlib.sha256(_dumps([name, description]).encode("utf-8"))
-        for (urls,) in self._conn.execute(
-            "SELECT article_urls FROM topic_pages WHERE topic_url = ? ORDER BY page_no, page_url",
-            (topic_url,),
-        ):
+        for urls in self._page_lists(topic_url):
             digest.update(b"\n")
             digest.update(urls.encode("utf-8"))
         return digest.hexdigest()
@@ -324,12 +321,17 @@ class RecordTable:
     def topic_article_urls(self, topic_url: str) -> list[str]:
         """Article URLs a topic lists, in page order, each once."""
         seen: dict[str, None] = {}
+        for urls in self._page_lists(topic_url):
+            seen.update(dict.fromkeys(json.loads(urls)))
+        return list(seen)
+
+    def _page_lists(self, topic_url: str) -> Iterator[str]:
+        """The stored JSON article list of each page of a topic, in page order."""
         for (urls,) in self._conn.execute(
             "SELECT article_urls FROM topic_pages WHERE topic_url = ? ORDER BY page_no, page_url",
             (topic_url,),
         ):
-            seen.update(dict.fromkeys(json.loads(urls)))
-        return list(seen)
+            yield urls
 
     def _topic_names(self, topic_urls: Sequence[str]) -> list[str]:
         names = []
