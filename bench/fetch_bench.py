@@ -10,26 +10,33 @@ time over one keep-alive pool, gzip accepted, and reads each body to the end, de
 - ``httpx``: ``httpx.AsyncClient`` (0.28), ``client.stream`` + ``aread``.
 - ``httpx2``: the same code with ``httpx2`` (httpx's maintained continuation, same API).
 - ``aiohttp``: ``aiohttp.ClientSession`` with a ``TCPConnector(limit=concurrency)``, ``read``.
-- ``crawldex/httpx2``: ``pipeline.fetch.make_client`` + ``fetch_page``, the crawler's own path
+- ``crawldex/aiohttp``: ``pipeline.fetch.make_client`` + ``fetch_page``, the crawler's own path
   (scope check on redirects, conditional-GET headers, the whole-response deadline, the size cap
-  after decompression, charset decoding to ``str``).
-- ``crawldex/httpx``: the same ``pipeline/fetch.py`` with ``httpx`` 0.28 loaded under the name
-  ``httpx2`` (``sys.modules`` in the child only; the APIs are the same), to show what the switch
-  changed on the crawler's path.
+  after decompression, charset decoding to ``str``) with its default ``crawl.transport``:
+  httpx2's client over aiohttp's pool (``pipeline.fetch.transports.AiohttpTransport``).
+- ``crawldex/httpx2``: the same with ``crawl.transport: httpx2`` (httpx2's own pool).
+- ``crawldex/httpx``: the same ``pipeline/fetch/`` with ``httpx`` 0.28 loaded under the name
+  ``httpx2`` (``sys.modules`` in the child only; the APIs are the same) and httpx's own pool, to
+  show what the switch to httpx2 changed on the crawler's path.
+
+``--conditional`` measures an unchanged recrawl's requests instead: the parent first GETs every
+page once for its ``ETag``, then each run sends every request with ``If-None-Match`` and counts
+a 304 as the answer expected (no body is sent).
 
     python -m bench.fetch_bench                         # 2,000 articles, ~2-3 minutes
     python -m bench.fetch_bench --articles 20000 --repeats 3
     python -m bench.fetch_bench --clients httpx2 crawldex/httpx2 --repeats 5
+    python -m bench.fetch_bench --conditional --concurrency 16   # an unchanged recrawl's 304s
 
-Printed per run and as medians, and written to ``bench/results/fetch-<articles>.json``:
+Printed per run and as medians, and written to ``bench/results/fetch-<articles>[-304].json``:
 
 - **req/s**: responses read / wall-clock seconds from the first request to the last body.
 - **CPU ms/req**: user + system CPU of the fetching process (``getrusage(RUSAGE_SELF)``) over
   the same span / responses. The server's CPU is not included.
 - **decode ms/req** (crawldex rows): CPU spent in ``pipeline.fetch.decode_html`` per response,
   and how many responses needed charset detection (charset-normalizer).
-- **errors**: responses that were not a 200 with a body (must be 0; a run with errors is not a
-  valid figure).
+- **errors**: responses that were not a 200 with a body (with ``--conditional``: not a 304) (must
+  be 0; a run with errors is not a valid figure).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # pipeline.fetch only after it has put httpx in its place (see _run_crawldex).
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CLIENTS = ("httpx", "httpx2", "aiohttp", "crawldex/httpx", "crawldex/httpx2")
+CLIENTS = ("httpx", "httpx2", "aiohttp", "crawldex/httpx", "crawldex/httpx2", "crawldex/aiohttp")
 HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "crawldex-fetch-bench"}
 
 
@@ -76,63 +83,74 @@ def page_list(articles: int, topics: int, base: str) -> list[str]:
     ]
 
 
-Fetch = Callable[[str], Awaitable[int]]  # GET one URL to the end; returns body size (0: failed)
+#: GET one URL to the end (with ``If-None-Match`` when an ETag is given); returns the body's
+#: size, or -1 when the answer was not the one expected (200, or 304 for a conditional GET).
+Fetch = Callable[[str, str | None], Awaitable[int]]
+Work = list[tuple[str, str | None]]  # (URL, ETag or None)
 
 
-async def _drive(urls: list[str], concurrency: int, fetch: Fetch) -> dict[str, Any]:
+def _conditional(etag: str | None) -> dict[str, str]:
+    return {"If-None-Match": etag} if etag else {}
+
+
+def _size(status: int, etag: str | None, size: int) -> int:
+    return size if status == (304 if etag else 200) else -1
+
+
+async def _drive(work_list: Work, concurrency: int, fetch: Fetch) -> dict[str, Any]:
     """GET every URL, ``concurrency`` at a time; wall, CPU and counts of that span only."""
-    work: Iterator[str] = iter(urls)
+    work: Iterator[tuple[str, str | None]] = iter(work_list)
     sizes: list[int] = []
 
     async def worker() -> None:
-        for url in work:
-            sizes.append(await fetch(url))
+        for url, etag in work:
+            sizes.append(await fetch(url, etag))
 
     cpu, wall = _cpu(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     return {
         "responses": len(sizes),
-        "errors": sum(1 for size in sizes if size <= 0),
-        "body_bytes": sum(sizes),
+        "errors": sum(1 for size in sizes if size < 0),
+        "body_bytes": sum(size for size in sizes if size > 0),
         "seconds": wall,
         "cpu_seconds": cpu,
     }
 
 
-async def _run_httpx(module_name: str, urls: list[str], concurrency: int) -> dict[str, Any]:
+async def _run_httpx(module_name: str, urls: Work, concurrency: int) -> dict[str, Any]:
     httpx: Any = importlib.import_module(module_name)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, headers=HEADERS, trust_env=False) as client:
 
-        async def fetch(url: str) -> int:
-            async with client.stream("GET", url) as response:
+        async def fetch(url: str, etag: str | None) -> int:
+            async with client.stream("GET", url, headers=_conditional(etag)) as response:
                 body = await response.aread()
-            return len(body) if response.status_code == 200 else 0
+            return _size(response.status_code, etag, len(body))
 
         return await _drive(urls, concurrency, fetch)
 
 
-async def _run_aiohttp(urls: list[str], concurrency: int) -> dict[str, Any]:
+async def _run_aiohttp(urls: Work, concurrency: int) -> dict[str, Any]:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=HEADERS) as session:
 
-        async def fetch(url: str) -> int:
-            async with session.get(url) as response:
+        async def fetch(url: str, etag: str | None) -> int:
+            async with session.get(url, headers=_conditional(etag)) as response:
                 body = await response.read()
-            return len(body) if response.status == 200 else 0
+            return _size(response.status, etag, len(body))
 
         return await _drive(urls, concurrency, fetch)
 
 
-async def _run_crawldex(backend: str, urls: list[str], concurrency: int) -> dict[str, Any]:
-    if backend != "httpx2":  # pipeline/fetch.py imports httpx2: hand it the other package
+async def _run_crawldex(backend: str, urls: Work, concurrency: int) -> dict[str, Any]:
+    if backend == "httpx":  # pipeline/fetch/ imports httpx2: hand it the other package
         sys.modules["httpx2"] = importlib.import_module(backend)
     from pipeline import fetch as fetch_module
     from pipeline.config import CrawlSettings
-    from pipeline.models import Target
+    from pipeline.models import Target, Validators
 
     assert fetch_module.httpx2.__name__ == backend, fetch_module.httpx2.__name__
     decode = {"calls": 0, "cpu": 0.0, "detected": 0}
@@ -152,15 +170,23 @@ async def _run_crawldex(backend: str, urls: list[str], concurrency: int) -> dict
 
     fetch_module.decode_html = timed_decode  # type: ignore[assignment]
     fetch_module._detect = counted_detect
-    settings = CrawlSettings(concurrency=concurrency, per_host_concurrency=min(64, concurrency))
+    settings = CrawlSettings(
+        concurrency=concurrency,
+        per_host_concurrency=min(64, concurrency),
+        transport="aiohttp" if backend == "aiohttp" else "httpx2",
+    )
 
     async with fetch_module.make_client(settings) as client:
 
-        async def fetch(url: str) -> int:
+        async def fetch(url: str, etag: str | None) -> int:
             fetched = await fetch_module.fetch_page(
-                client, Target(url=url, site="demo"), settings=settings, scope=lambda _url: None
+                client,
+                Target(url=url, site="demo"),
+                settings=settings,
+                scope=lambda _url: None,
+                validators=Validators(etag=etag) if etag else None,
             )
-            return len(fetched.text) if fetched.status == 200 else 0
+            return _size(fetched.status, etag, len(fetched.text))
 
         result = await _drive(urls, concurrency, fetch)
     result["decode_cpu_seconds"] = decode["cpu"]
@@ -169,9 +195,22 @@ async def _run_crawldex(backend: str, urls: list[str], concurrency: int) -> dict
     return result
 
 
+async def _etags(urls: list[str]) -> list[str | None]:
+    """Each page's current ETag (one plain GET each, untimed), for ``--conditional``."""
+    import httpx2
+
+    async with httpx2.AsyncClient(trust_env=False) as client:
+        found: list[str | None] = []
+        for start in range(0, len(urls), 64):
+            batch = urls[start : start + 64]
+            replies = await asyncio.gather(*(client.get(url) for url in batch))
+            found += [reply.headers.get("etag") for reply in replies]
+    return found
+
+
 def child(client: str, urls_file: Path, concurrency: int) -> dict[str, Any]:
     """One measured run in this (fresh) process."""
-    urls = json.loads(urls_file.read_text())
+    urls = [(url, etag) for url, etag in json.loads(urls_file.read_text())]
     if client in ("httpx", "httpx2"):
         result = asyncio.run(_run_httpx(client, urls, concurrency))
     elif client == "aiohttp":
@@ -228,6 +267,9 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--conditional", action="store_true", help="every request with If-None-Match: all 304s"
+    )
     parser.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
     parser.add_argument("--child", metavar="CLIENT", help=argparse.SUPPRESS)
     parser.add_argument("--urls-file", type=Path, help=argparse.SUPPRESS)
@@ -249,8 +291,11 @@ def main() -> None:
         print(f"site: {json.dumps(info)}")
         urls = page_list(args.articles, args.topics, base)
         urls_file = Path(tmp) / "urls.json"
-        urls_file.write_text(json.dumps(urls))
-        print(f"{len(urls):,} HTML pages, concurrency {args.concurrency}, {args.repeats} rounds")
+        etags = asyncio.run(_etags(urls)) if args.conditional else [None] * len(urls)
+        urls_file.write_text(json.dumps(list(zip(urls, etags, strict=True))))
+        mode = "conditional GETs (304)" if args.conditional else "GETs (200)"
+        print(f"{len(urls):,} HTML pages, {mode}, concurrency {args.concurrency}", end="")
+        print(f", {args.repeats} rounds")
         print(HEADER)
         for _ in range(args.repeats):
             for client in args.clients:
@@ -280,12 +325,14 @@ def main() -> None:
             f"{m['errors']:>8}"
         )
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"fetch-{args.articles}.json"
+    suffix = "-304" if args.conditional else ""
+    path = RESULTS / f"fetch-{args.articles}{suffix}.json"
     machine = {"python": platform.python_version(), "machine": platform.machine()}
     payload = {
         "site": info,
         "pages": len(urls),
         "concurrency": args.concurrency,
+        "conditional": args.conditional,
         "machine": machine,
         "runs": runs,
         "medians": medians,

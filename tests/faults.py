@@ -97,6 +97,11 @@ class Reply:
             if every:
                 time.sleep(every)  # the fault itself: a slow server, not test synchronisation
 
+    def raw(self, data: bytes) -> None:
+        """Bytes exactly as given (a malformed head, a body cut short), then close."""
+        self.keep_alive = False
+        self.body(data)
+
     def reset(self) -> None:
         """Abort the connection with a TCP RST."""
         self.keep_alive = False

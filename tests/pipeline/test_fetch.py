@@ -304,7 +304,7 @@ def test_the_clients_pool_sees_a_connection_its_server_closed():
     port = listener.getsockname()[1]
 
     async def go() -> tuple[bool, bool, str]:
-        client = make_client(CrawlSettings())
+        client = make_client(CrawlSettings(transport="httpx2"))
         backend = client._transport._pool._network_backend
         stream = await backend.connect_tcp("127.0.0.1", port, timeout=5)
         server_side, _ = listener.accept()
@@ -327,14 +327,17 @@ def test_the_clients_pool_sees_a_connection_its_server_closed():
 
 def test_every_client_verifies_tls_with_one_context_built_once():
     async def pools() -> list[object]:
-        clients = [make_client(CrawlSettings()) for _ in range(2)]
+        clients = [make_client(CrawlSettings(transport="httpx2")) for _ in range(2)]
         found = [c._transport._pool._ssl_context for c in clients]
+        client = make_client(CrawlSettings(transport="aiohttp"))
+        found.append(client._transport._open().connector._ssl)
+        clients.append(client)
         for client in clients:
             await client.aclose()
         return found
 
-    first, second = asyncio.run(pools())
-    assert first is second  # the CA bundle is loaded once per process
+    first, second, third = asyncio.run(pools())
+    assert first is second is third  # the CA bundle is loaded once per process
     assert first.verify_mode == ssl.CERT_REQUIRED
     assert first.check_hostname
     assert first.get_ca_certs() or first.cert_store_stats()["x509_ca"] > 0

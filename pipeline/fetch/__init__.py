@@ -17,23 +17,18 @@ import functools
 import logging
 import random
 import re
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
-import anyio.abc
 import httpx2
 from charset_normalizer import from_bytes
-from httpcore2 import AsyncNetworkStream
-from httpcore2._backends.anyio import AnyIOBackend, AnyIOStream
-from httpcore2._types import SOCKET_OPTION
-from httpcore2._utils import is_socket_readable
 
 from pipeline.config import CrawlSettings
 from pipeline.errors import BadStatus, FetchError, FetchTimeout, PageSkipped, TooLarge
+from pipeline.fetch.transports import make_transport
 from pipeline.models import Fetched, Target, Validators
 from pipeline.politeness import RobotsResponse
 
@@ -69,15 +64,17 @@ def make_client(
 
     Args:
         settings: the crawl settings.
-        transport: another transport (tests pass ``httpx2.MockTransport``).
+        transport: another transport (tests pass ``httpx2.MockTransport``); by default the one
+            ``crawl.transport`` names (``pipeline.fetch.transports``).
     """
     limits = httpx2.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
     timeout = httpx2.Timeout(settings.timeout, connect=settings.timeout)
     if transport is None:
-        transport = httpx2.AsyncHTTPTransport(verify=_tls_context(), limits=limits, trust_env=False)
-        _use_quick_idle_checks(transport)
+        transport = make_transport(
+            settings.transport, limits=limits, max_connections=settings.concurrency
+        )
     return httpx2.AsyncClient(
         headers={
             "User-Agent": settings.user_agent,
@@ -90,65 +87,6 @@ def make_client(
         trust_env=False,
         transport=transport,
     )
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The TLS settings of every run's client: httpx2's default (certifi's CA bundle, verified).
-
-    Built once per process: loading the CA bundle took ~60 ms of CPU, paid again by every
-    scheduled run of the daemon (a steady-state run takes 1-4 s). An ``SSLContext`` may be
-    shared between clients and threads; a CA bundle updated on disk is read at the next start.
-    """
-    return httpx2.create_ssl_context(trust_env=False)
-
-
-class _QuickIdleCheckStream(AnyIOStream):
-    """An ``AnyIOStream`` that checks whether an idle connection was closed by its server
-    without asking anyio for the socket.
-
-    httpcore2's pool asks every idle connection, on every request, whether the server closed it
-    (``get_extra_info("is_readable")``); anyio answers each question by building its table of
-    socket attributes, a ``getpeername`` system call included. With a pool of 16-64 mostly idle
-    connections that was 15 % of an all-304 recrawl's time.
-    """
-
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        super().__init__(stream)
-        self._socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-
-    def get_extra_info(self, info: str) -> object:
-        if info == "is_readable" and self._socket is not None:
-            return is_socket_readable(self._socket)
-        return super().get_extra_info(info)
-
-
-class _QuickIdleCheckBackend(AnyIOBackend):
-    """httpcore2's anyio backend, handing out ``_QuickIdleCheckStream``s (plain TCP; a TLS
-    stream is anyio's own)."""
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        stream = await super().connect_tcp(host, port, timeout, local_address, socket_options)
-        if isinstance(stream, AnyIOStream):
-            return _QuickIdleCheckStream(stream._stream)
-        return stream
-
-
-def _use_quick_idle_checks(transport: httpx2.AsyncHTTPTransport) -> None:
-    """Put ``_QuickIdleCheckBackend`` under ``transport``'s pool (httpx2 has no option for it).
-
-    Both attributes are private: if a release renames them, the pool keeps its own backend.
-    """
-    pool = getattr(transport, "_pool", None)
-    if pool is not None and hasattr(pool, "_network_backend"):
-        pool._network_backend = _QuickIdleCheckBackend()
 
 
 async def fetch_robots(
