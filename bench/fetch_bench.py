@@ -152,7 +152,8 @@ async def _run_crawldex(backend: str, urls: Work, concurrency: int) -> dict[str,
     from pipeline.config import CrawlSettings
     from pipeline.models import Target, Validators
 
-    assert fetch_module.httpx2.__name__ == backend, fetch_module.httpx2.__name__
+    expected = "httpx" if backend == "httpx" else "httpx2"
+    assert fetch_module.httpx2.__name__ == expected, fetch_module.httpx2.__name__
     decode = {"calls": 0, "cpu": 0.0, "detected": 0}
     real_decode, real_detect = fetch_module.decode_html, fetch_module._detect
 
