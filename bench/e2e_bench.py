@@ -17,6 +17,7 @@ unchanged): in the same process, but after every measurement.
 
     python -m bench.e2e_bench --articles 2000                  # ~2 minutes on 2 cores
     python -m bench.e2e_bench --articles 20000 --repeats 3     # the issue's size
+    python -m bench.e2e_bench --concurrency 16 --repeats 3 --transport aiohttp httpx2  # an A/B
 
 Printed per run, and written to ``bench/results/e2e-<articles>.json``:
 
@@ -34,6 +35,7 @@ Printed per run, and written to ``bench/results/e2e-<articles>.json``:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import resource
@@ -59,7 +61,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _settings(base: str, data_dir: str, concurrency: int) -> Any:
+def _settings(base: str, data_dir: str, concurrency: int, transport: str = "aiohttp") -> Any:
     from pipeline.config import load_settings
 
     settings = load_settings(
@@ -71,6 +73,7 @@ def _settings(base: str, data_dir: str, concurrency: int) -> Any:
             "crawl.per_host_concurrency": concurrency,
             "crawl.respect_robots": True,
             "crawl.max_pages": 10_000_000,
+            "crawl.transport": transport,
         },
     )
     site = {"name": "demo", "start_urls": [f"{base}/"], "timezone": "Europe/London"}
@@ -123,7 +126,12 @@ def _reset_peak_rss() -> bool:
 
 
 def child(
-    base: str, concurrency: int, articles: int, topics: int, profile: Path | None = None
+    base: str,
+    concurrency: int,
+    articles: int,
+    topics: int,
+    profile: Path | None = None,
+    transport: str = "aiohttp",
 ) -> dict[str, Any]:
     """One measured run in this (fresh) process: first crawl, then two unchanged recrawls."""
     import cProfile
@@ -135,9 +143,9 @@ def child(
     def month_later() -> datetime:  # past refetch_max (30d) and full_walk_every (7d)
         return datetime.now(UTC) + timedelta(days=31)
 
-    out: dict[str, Any] = {"concurrency": concurrency}
+    out: dict[str, Any] = {"concurrency": concurrency, "transport": transport}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = _settings(base, tmp, concurrency)
+        settings = _settings(base, tmp, concurrency, transport)
         for label in ("first", "steady", "recrawl"):
             clock = month_later if label == "recrawl" else None
             server_before = fetch_stats(base)
@@ -216,6 +224,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--layout", choices=("plain", "heavy"), default="heavy")
     parser.add_argument(
+        "--transport",
+        nargs="+",
+        choices=("aiohttp", "httpx2"),
+        default=["aiohttp"],
+        help="crawl.transport; several alternate run by run (an A/B)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile each first crawl (slower): bench/results/e2e-N-cC.prof and .txt",
@@ -224,7 +239,14 @@ def main() -> None:
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = child(args.child, args.concurrency[0], args.articles, args.topics, args.profile_to)
+        result = child(
+            args.child,
+            args.concurrency[0],
+            args.articles,
+            args.topics,
+            args.profile_to,
+            args.transport[0],
+        )
         print(json.dumps(result))
         return
     # SIGTERM (e.g. `timeout`) unwinds, so the run child and the site server are stopped too.
@@ -234,16 +256,16 @@ def main() -> None:
     with start_server(args.articles, args.topics, args.layout) as (base, info):
         print(f"site: {json.dumps(info)}")
         header = (
-            f"{'conc':>5}{'pages':>8}{'pages/s':>9}{'CPU ms/p':>9}{'RSS MB':>8}"
+            f"{'transport':<10}{'conc':>5}{'pages':>8}{'pages/s':>9}{'CPU ms/p':>9}{'RSS MB':>8}"
             f"{'steady s':>9}{'% first':>8}{'recrawl s':>10}{'% first':>8}{'recrawl B':>11}"
             f"{'first B':>12}  truth"
         )
         print(header)
         for _ in range(args.repeats):
-            for concurrency in args.concurrency:
+            for concurrency, transport in itertools.product(args.concurrency, args.transport):
                 cmd = [sys.executable, "-m", "bench.e2e_bench", "--child", base]
                 cmd += ["--articles", str(args.articles), "--topics", str(args.topics)]
-                cmd += ["--concurrency", str(concurrency)]
+                cmd += ["--concurrency", str(concurrency), "--transport", transport]
                 if args.profile:
                     RESULTS.mkdir(exist_ok=True)
                     prof = RESULTS / f"e2e-{args.articles}-c{concurrency}.prof"
@@ -252,7 +274,7 @@ def main() -> None:
                 runs.append(run)
                 r = summary_row(run)
                 print(
-                    f"{r['concurrency']:>5}{r['pages']:>8,}{r['pages_per_s']:>9.1f}"
+                    f"{transport:<10}{r['concurrency']:>5}{r['pages']:>8,}{r['pages_per_s']:>9.1f}"
                     f"{r['cpu_ms_per_page']:>9.2f}{r['peak_rss_mb']:>8.0f}"
                     f"{r['steady_s']:>9.2f}{r['steady_pct']:>7.1f}%{r['recrawl_s']:>10.2f}"
                     f"{r['recrawl_pct']:>7.0f}%{r['recrawl_bytes']:>11,}{r['first_bytes']:>12,}"
@@ -260,9 +282,14 @@ def main() -> None:
                     flush=True,
                 )
     medians = {}
-    for concurrency in args.concurrency:
-        rows = [summary_row(r) for r in runs if r["concurrency"] == concurrency]
-        medians[str(concurrency)] = {
+    for concurrency, transport in itertools.product(args.concurrency, args.transport):
+        rows = [
+            summary_row(r)
+            for r in runs
+            if r["concurrency"] == concurrency and r["transport"] == transport
+        ]
+        key = str(concurrency) if len(args.transport) == 1 else f"{concurrency}/{transport}"
+        medians[key] = {
             key: statistics.median(row[key] for row in rows)
             for key in (
                 "pages_per_s",

@@ -75,14 +75,16 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     The session only moves bytes: headers, redirects, cookies and content decoding stay httpx2's
     (aiohttp adds no header the request already has, ``allow_redirects=False``, a dummy cookie
     jar, ``auto_decompress=False``), so a response reaches ``fetch.py`` as httpx2's own
-    transport hands it over, gzip and all, and the size cap still applies after decompression. aiohttp's exceptions are raised as the httpx2
-    exceptions the same failure raises through httpx2's own transport (``_httpx2_error``).
+    transport hands it over, gzip and all, and the size cap still applies after decompression.
+    aiohttp's exceptions are raised as the httpx2 exceptions the same failure raises through
+    httpx2's own transport (``_httpx2_error``).
 
     The session is opened on the first request (it must be made inside the running event loop)
     and closed by ``aclose``; httpx2's ``connect`` and ``read`` timeouts become aiohttp's
     ``sock_connect`` and ``sock_read``, its ``pool`` timeout aiohttp's ``connect`` (waiting for
     a pooled connection included). aiohttp has no write timeout; ``crawl.deadline`` bounds a
-    whole response in ``fetch.py`` either way.
+    whole response in ``fetch.py`` either way, and a bare ``TimeoutError`` aiohttp lets through
+    is a ``FetchTimeout`` there too.
     """
 
     def __init__(self, *, max_connections: int) -> None:
@@ -132,8 +134,6 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             )
         except aiohttp.ClientError as exc:
             raise _httpx2_error(exc, request) from exc
-        except TimeoutError as exc:
-            raise httpx2.PoolTimeout(f"no connection within the timeout: {exc}") from exc
         major, minor = response.version or (1, 1)
         reason = (response.reason or "").encode("latin-1", "replace")
         return httpx2.Response(
