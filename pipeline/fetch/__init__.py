@@ -72,9 +72,7 @@ def make_client(
     )
     timeout = httpx2.Timeout(settings.timeout, connect=settings.timeout)
     if transport is None:
-        transport = make_transport(
-            settings.transport, limits=limits, max_connections=settings.concurrency
-        )
+        transport = make_transport(settings.transport, limits)
     return httpx2.AsyncClient(
         headers={
             "User-Agent": settings.user_agent,

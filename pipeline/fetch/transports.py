@@ -6,9 +6,9 @@ tests are written against. Underneath, ``crawl.transport`` picks who speaks HTTP
 
 - ``aiohttp`` (the default): ``AiohttpTransport``, aiohttp's connection pool and C response
   parser behind httpx2's transport interface, the pattern of karpetrosyan/httpx-aiohttp (which
-  targets httpx, not httpx2). On the bench site a conditional GET answered 304 costs ~0.26 ms
-  of CPU through it against ~0.48 ms through httpx2's own pool, a full 40 KB page ~0.50 against
-  ~0.79 (bench/README.md, "The fetch layer").
+  targets httpx, not httpx2). On the bench site a conditional GET answered 304 costs ~0.27 ms
+  of CPU through it against ~0.46 ms through httpx2's own pool, a full 40 KB page ~0.48 against
+  ~0.78 (bench/README.md, "The fetch layer").
 - ``httpx2``: httpx2's own ``AsyncHTTPTransport`` (httpcore2), with the idle-connection check
   below.
 
@@ -41,18 +41,15 @@ _MAX_LINE = 64 * 1024
 _MAX_HEADERS = 512
 
 
-def make_transport(
-    kind: Transport, *, limits: httpx2.Limits, max_connections: int
-) -> httpx2.AsyncBaseTransport:
+def make_transport(kind: Transport, limits: httpx2.Limits) -> httpx2.AsyncBaseTransport:
     """The transport of one run's client.
 
     Args:
         kind: ``crawl.transport``.
-        limits: the client's pool limits (the httpx2 transport's pool).
-        max_connections: connections open at once (aiohttp's pool).
+        limits: the client's pool limits (aiohttp's pool takes ``max_connections``).
     """
     if kind == "aiohttp":
-        return AiohttpTransport(max_connections=max_connections)
+        return AiohttpTransport(max_connections=limits.max_connections)
     transport = httpx2.AsyncHTTPTransport(verify=tls_context(), limits=limits, trust_env=False)
     _use_quick_idle_checks(transport)
     return transport
@@ -87,14 +84,16 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     is a ``FetchTimeout`` there too.
     """
 
-    def __init__(self, *, max_connections: int) -> None:
+    def __init__(self, *, max_connections: int | None) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ssl=tls_context()
+                limit=self._max_connections or 0,  # 0: no limit, as httpx2's None
+                limit_per_host=0,
+                ssl=tls_context(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
