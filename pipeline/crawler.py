@@ -54,6 +54,10 @@ GONE_STATUSES = (404, 410)
 _QUEUED_EVERY = 0.25  # seconds between counts of the queue for progress
 _MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 _SITEMAP_CHUNK = 2000  # sitemap URLs queued at a time
+#: 304s stored in one transaction at most, and the seconds one waits at most to be stored. An
+#: unchanged page is about ten statements and a commit alone; a recrawl is all 304s.
+_UNMODIFIED_BATCH = 64
+_UNMODIFIED_WAIT = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,10 @@ class Crawler:
         self.delays_checked: set[str] = set()
         self._queued_at = float("-inf")
         self._queued_count = 0
+        # 304s fetched and not stored yet (``_store_unmodified``); still in flight in the queue,
+        # so a crash before they are stored fetches them again
+        self._unmodified: list[tuple[Target, Fetched]] = []
+        self._unmodified_since = 0.0
         # the recrawl policy (listing watermark, refetch intervals) on the run's clock
         self.recrawl = Recrawl(crawl, store.recrawl, canonical=self.frontier.canonical, clock=clock)
         self.workers = ExtractWorkers(
@@ -252,9 +260,9 @@ class Crawler:
         if not targets:
             return
         now = now_utc()
-        for target in targets:
-            if states.get(target.url, UNKNOWN_PAGE).kind == "article":
-                self.store.records.touch_article(target.url, now)
+        self.store.records.touch_articles(
+            (t.url, now) for t in targets if states.get(t.url, UNKNOWN_PAGE).kind == "article"
+        )
         # an unchanged page only leads to what we have never fetched: pages we know are left to
         # the sitemap, the listings and the recrawl schedule
         known = self.store.queue.known_links_of([t.url for t in targets])
@@ -274,6 +282,9 @@ class Crawler:
             open_sites = self._open_sites()
             while open_sites and len(tasks) < self.crawl_settings.concurrency and budget > 0:
                 claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
+                if not claimed and self._unmodified:
+                    self._store_unmodified()  # their links may be all there is to claim
+                    claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
                 if not claimed:
                     break
                 budget -= 1
@@ -292,8 +303,14 @@ class Crawler:
                 timeout=min(wait, 0.5) if wait != float("inf") else 0.5,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            if self._unmodified and (
+                len(self._unmodified) >= _UNMODIFIED_BATCH
+                or time.monotonic() - self._unmodified_since >= _UNMODIFIED_WAIT
+            ):
+                self._store_unmodified()
         if tasks:
             await asyncio.gather(*tasks)
+        self._store_unmodified()
         return budget > 0
 
     def _open_sites(self) -> list[str]:
@@ -330,15 +347,19 @@ class Crawler:
             self._finish(target, "failed", exc.reason, self.failed)
         except Exception:  # the one catch-all: one broken page must not stop the run
             logger.exception("unexpected error on %s; skipped and counted", target.url)
-            self.frontier.forget_recent()  # links it queued may have been rolled back
-            self.report.errors += 1
-            self._finish(target, "failed", "error", self.failed)
+            self._page_error(target)
         finally:
             if token is not None:
                 self.gate.finished(host)
         self.done += 1
         if self.progress is not None:
             self.progress(Progress(target.url, outcome, self.done, self._queued()))
+
+    def _page_error(self, target: Target) -> None:
+        """An unexpected error on one page (logged by the caller): counted, the page failed."""
+        self.frontier.forget_recent()  # links it queued may have been rolled back
+        self.report.errors += 1
+        self._finish(target, "failed", "error", self.failed)
 
     def _queued(self) -> int:
         """URLs left in the queue, for progress: counted at most every ``_QUEUED_EVERY`` s.
@@ -371,7 +392,10 @@ class Crawler:
             on_retry_after=lambda seconds: self.gate.block(host, seconds),
         )
         if fetched.not_modified:
-            self._store_not_modified(target, fetched)
+            self.report.not_modified += 1
+            if not self._unmodified:
+                self._unmodified_since = time.monotonic()
+            self._unmodified.append((target, fetched))  # stored by the dispatcher, in batches
             return "not_modified"
         self.report.pages_fetched += 1
         self.report.bytes += fetched.size
@@ -414,25 +438,55 @@ class Crawler:
             page_url=record.page_url,
         )
 
-    def _store_not_modified(self, target: Target, fetched: Fetched) -> None:
-        self.report.not_modified += 1
-        with self.store.transaction():
-            kind = self.store.queue.page_kind(target.url)
-            if kind == "article":
-                self.store.records.touch_article(target.url, fetched.fetched_at)
-                self.recrawl.article_not_modified(target.url)
-            if kind == "listing":
-                known = self.store.queue.known_links(target.url)
-                cycle = self.frontier.cycles[target.site]
+    def _store_unmodified(self) -> None:
+        """Store the 304s fetched so far in one transaction (``_replay_unmodified``); should
+        that fail, store them one by one so that one bad page fails alone."""
+        batch, self._unmodified = self._unmodified, []
+        if not batch:
+            return
+        try:
+            with self.store.transaction():
+                self._replay_unmodified(batch)
+            return
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("unexpected error on %s; skipped and counted", batch[0][0].url)
+                self._page_error(batch[0][0])
+                return
+            logger.exception("storing %s unchanged pages failed; one at a time now", len(batch))
+            self.frontier.forget_recent()  # what the batch queued was rolled back
+        for one in batch:
+            try:
+                with self.store.transaction():
+                    self._replay_unmodified([one])
+            except Exception:
+                logger.exception("unexpected error on %s; skipped and counted", one[0].url)
+                self._page_error(one[0])
+
+    def _replay_unmodified(self, batch: Sequence[tuple[Target, Fetched]]) -> None:
+        """Pages that answered 304: their article records are touched and rescheduled, and the
+        links they had last time are queued again where the recrawl policy says so."""
+        states = self.store.queue.page_states([t.url for t, _ in batch])
+        kinds = {t.url: states.get(t.url, UNKNOWN_PAGE).kind for t, _ in batch}
+        articles = [(t.url, f.fetched_at) for t, f in batch if kinds[t.url] == "article"]
+        self.store.records.touch_articles(articles)
+        self.recrawl.articles_not_modified([url for url, _ in articles])
+        links: list[Target] = []
+        for target, _ in batch:
+            if kinds[target.url] == "listing":
                 plan = self.recrawl.plan_listing(
-                    target, known, cycle=cycle, cards=None, next_url=None
+                    target,
+                    self.store.queue.known_links(target.url, skip=self._dealt_with),
+                    cycle=self.frontier.cycles[target.site],
+                    cards=None,
+                    next_url=None,
                 )
-                known = plan.links
-            else:
-                known = self.recrawl.due(
-                    self.store.queue.known_links(target.url, skip=self._dealt_with)
-                )
-            self.frontier.add(known)
+                links.extend(plan.links)
+        others = [t.url for t, _ in batch if kinds[t.url] != "listing"]
+        known = self.store.queue.known_links_of(others, skip=self._dealt_with)
+        links.extend(self.recrawl.due(known.values()))
+        self.frontier.add(links)
+        for target, fetched in batch:
             self.store.queue.complete(
                 target.url, "done", fetched_at=fetched.fetched_at, http_status=304
             )

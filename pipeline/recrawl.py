@@ -204,10 +204,12 @@ class Recrawl:
         changed = entry is not None and entry.page_hash not in (None, digest)
         self._schedule(url, None if entry is None else entry.interval_s, changed, digest)
 
-    def article_not_modified(self, url: str) -> None:
-        """An article page answered 304: it is unchanged, so it waits longer."""
-        entry = self.table.refetch_entry(url)
-        self._schedule(url, None if entry is None else entry.interval_s, False, None)
+    def articles_not_modified(self, urls: Sequence[str]) -> None:
+        """Article pages answered 304: they are unchanged, so each waits longer."""
+        entries = self.table.refetch_entries(urls)
+        for url in urls:
+            entry = entries.get(url)
+            self._schedule(url, None if entry is None else entry.interval_s, False, None)
 
     def _schedule(self, url: str, previous: int | None, changed: bool, digest: str | None) -> None:
         now = self.clock()

@@ -208,10 +208,13 @@ class SqliteFrontierQueue:
                 found[url] = PageState(datetime.fromisoformat(fetched) if fetched else None, kind)
         return found
 
-    def known_links_of(self, urls: Sequence[str]) -> dict[str, Target]:
+    def known_links_of(
+        self, urls: Sequence[str], skip: Callable[[str, str], bool] | None = None
+    ) -> dict[str, Target]:
         """The links followed from each of ``urls`` last time, each linked URL once (the first
-        found), in one query per 500 URLs."""
+        found), in one query per 500 URLs; ``skip`` as for ``known_links``."""
         found: dict[str, Target] = {}
+        passed: set[str] = set()
         for chunk in chunked(urls):
             rows = self._conn.execute(
                 f"SELECT links FROM pages WHERE url IN ({','.join('?' * len(chunk))}) "
@@ -220,14 +223,14 @@ class SqliteFrontierQueue:
             )
             for (blob,) in rows:
                 for row in _link_rows(blob):
-                    if row[0] not in found:  # built once: pages share most of their links
-                        found[row[0]] = _link_target(row)
+                    url = row[0]
+                    if url in found or url in passed:  # pages share most of their links
+                        continue
+                    if skip is not None and skip(url, row[1]):
+                        passed.add(url)
+                    else:
+                        found[url] = _link_target(row)
         return found
-
-    def page_kind(self, url: str) -> str | None:
-        """What ``url`` was the last time it was extracted (listing, article, other)."""
-        row = self._conn.execute("SELECT kind FROM pages WHERE url = ?", (url,)).fetchone()
-        return None if row is None else row[0]
 
     def requests_by_state(self, sites: Sequence[str]) -> dict[str, int]:
         """Page counts per state for ``sites``."""

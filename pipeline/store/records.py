@@ -210,10 +210,11 @@ class RecordTable:
         )
         return "changed" if changed else "unchanged"
 
-    def touch_article(self, url: str, now: datetime) -> None:
-        """An unchanged article page (304): only ``last_seen_at`` moves."""
-        self._conn.execute(
-            "UPDATE articles SET last_seen_at = ? WHERE url = ?", (now.isoformat(), url)
+    def touch_articles(self, seen: Iterable[tuple[str, datetime]]) -> None:
+        """Unchanged article pages (304), as ``(url, when)``: only ``last_seen_at`` moves."""
+        self._conn.executemany(
+            "UPDATE articles SET last_seen_at = ? WHERE url = ?",
+            [(when.isoformat(), url) for url, when in seen],
         )
 
     def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:

@@ -283,3 +283,37 @@ def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(tmp_pat
     assert [t.url for t in first] == [t.url for t in second] == ["http://s.test/new/"]
     assert asked == [["http://s.test/waiting/", "http://s.test/new/"], ["http://s.test/new/"]]
     assert policy.skipped() == {"not_due": 1}
+
+
+def test_a_304_that_cannot_be_stored_fails_alone_and_the_rest_of_its_batch_is_stored(
+    policy_crawl, small_site, monkeypatch
+):
+    """304s are stored in batches, one transaction each; a page whose bookkeeping breaks fails
+    alone (counted as an error), the rest of the batch is stored one at a time."""
+    from pipeline.store.queue import SqliteFrontierQueue
+
+    server, settings, clock = policy_crawl
+    broken = f"{server.base_url}/topics/{small_site.topics[0].slug}/"
+    known_links = SqliteFrontierQueue.known_links
+
+    def breaks_on_one(self, url, skip=None):
+        if url == broken:
+            raise RuntimeError("a corrupt links blob")
+        return known_links(self, url, skip)
+
+    monkeypatch.setattr(SqliteFrontierQueue, "known_links", breaks_on_one)
+    clock.advance(days=31)  # past refetch_max: every page is due, and every page answers 304
+    server.clear_requests()
+    report = run_once(settings, clock=clock)
+    paths = [r.path for r in server.requests if r.path not in ("/robots.txt", "/sitemap.xml")]
+    assert report.pages_fetched == 0
+    assert report.errors == 1
+    assert report.failed == {"error": 1}
+    assert report.not_modified == len(paths)  # the broken page was a 304 too
+    with Store(settings.storage.dir) as store:
+        rows = store._conn.execute("SELECT url, state, http_status FROM pages").fetchall()
+    by_url = {r["url"]: (r["state"], r["http_status"]) for r in rows}
+    assert by_url.pop(broken) == ("failed", 200)  # failed; its last good fetch is kept
+    fetched = {server.base_url + p for p in paths} - {broken}
+    assert len(fetched) > 10
+    assert {by_url[u] for u in fetched} == {("done", 304)}
