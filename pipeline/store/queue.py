@@ -19,7 +19,7 @@ from pipeline.models import PageState, Target, Validators
 from pipeline.store.db import chunked
 
 _CLAIM_SQL = """
-SELECT url, site, depth, topic_url, page_no FROM pages
+SELECT url, site, depth, topic_url, page_no, etag, last_modified FROM pages
 WHERE state = 'queued' AND site IN ({sites}) {not_hosts}
 ORDER BY priority, seq LIMIT ?
 """
@@ -32,6 +32,8 @@ class SqliteFrontierQueue:
         self._conn = conn
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM pages").fetchone()
         self._seq = int(row[0])
+        # the validators of claimed pages, read with the claim: asked for once, just after
+        self._claimed: dict[str, Validators] = {}
 
     # -- cycles ------------------------------------------------------------------------------
     def current_cycle(self, site: str) -> tuple[int, bool] | None:
@@ -110,6 +112,7 @@ class SqliteFrontierQueue:
         targets = [
             Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows
         ]
+        self._claimed.update((r[0], Validators(etag=r[5], last_modified=r[6])) for r in rows)
         self._conn.executemany(
             "UPDATE pages SET state = 'in_flight' WHERE url = ?", [(t.url,) for t in targets]
         )
@@ -148,6 +151,7 @@ class SqliteFrontierQueue:
     ) -> None:
         """Record the outcome of one page (``done``, ``failed`` or ``skipped``)."""
         packed = _pack_links(links) if links is not None else None
+        self._claimed.pop(url, None)
         self._conn.execute(
             """
             UPDATE pages SET state = ?, reason = ?,
@@ -175,6 +179,9 @@ class SqliteFrontierQueue:
 
     def validators(self, url: str) -> Validators:
         """The ETag / Last-Modified stored for ``url`` (empty when never fetched)."""
+        claimed = self._claimed.pop(url, None)
+        if claimed is not None:
+            return claimed
         row = self._conn.execute(
             "SELECT etag, last_modified FROM pages WHERE url = ?", (url,)
         ).fetchone()

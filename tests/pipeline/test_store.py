@@ -248,6 +248,28 @@ def test_known_links_of_mixed_sites_and_of_older_stores_read_back(store):
     assert q.known_links_of([URL, older]) == {t.url: t for t in mixed}
 
 
+def test_a_claimed_page_s_validators_are_the_stored_ones_and_then_the_new_ones(store):
+    from pipeline.models import Validators
+
+    q = store.queue
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle)
+        q.complete(URL, "done", fetched_at=T0, validators=Validators('"v1"', "Mon, 01 Jan 2024"))
+        q.enqueue([(Target(url=URL, site="s"), "site.test")], q.begin_cycle("s", T0))
+    assert q.validators(URL) == Validators('"v1"', "Mon, 01 Jan 2024")  # not claimed: read
+    with store.transaction():
+        assert [t.url for t in q.claim(["s"], (), 1)] == [URL]
+    assert q.validators(URL) == Validators('"v1"', "Mon, 01 Jan 2024")  # read with the claim
+    with store.transaction():
+        q.complete(URL, "done", fetched_at=T0, validators=Validators('"v2"', None))
+        q.enqueue([(Target(url=URL, site="s"), "site.test")], q.begin_cycle("s", T0))
+        q.claim(["s"], (), 1)
+        # fetched (a 304, say) before anyone asked for its validators: none kept stale
+        q.complete(URL, "done", fetched_at=T0, validators=Validators('"v3"', None))
+    assert q.validators(URL) == Validators('"v3"', None)
+
+
 def test_a_topic_changes_when_any_of_its_pages_lists_other_articles(store):
     second = "http://site.test/2025/10/older/"
     third = "http://site.test/2025/09/oldest/"
