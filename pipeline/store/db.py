@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pipeline.errors import StoreError
 
-SCHEMA_VERSION = 3  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 4  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
+# 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
+#    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (

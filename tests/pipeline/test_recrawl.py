@@ -18,7 +18,7 @@ from pipeline.demo import DemoServer, DemoSite
 from pipeline.demo.content import DemoArticle, InlineSpan
 from pipeline.recrawl import full_walk_due, is_due, next_interval
 from pipeline.run import RunReport, export_records, run_once
-from pipeline.store import Store
+from pipeline.store import SCHEMA_VERSION, Store
 from tests.conftest import crawl_settings
 
 HOUR = 3600
@@ -253,7 +253,7 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path):
         store._conn.execute("DROP TABLE refetch_schedule")  # as a schema-2 store had it
         store._conn.execute("PRAGMA user_version=2")
     with Store(tmp_path) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.recrawl.refetch_entry("http://site.test/a/") is None
         assert store.recrawl.listing_walk("http://site.test/topics/a/") is not None
 
