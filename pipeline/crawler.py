@@ -279,17 +279,12 @@ class Crawler:
         tasks: set[asyncio.Task[None]] = set()
         budget = self.crawl_settings.max_pages
         while not self.stop.is_set():
+            started = self._start_some(tasks, budget)
+            if not started and self._unmodified:
+                self._store_unmodified()  # their links may be all there is to claim
+                started = self._start_some(tasks, budget)
+            budget -= started
             open_sites = self._open_sites()
-            while open_sites and len(tasks) < self.crawl_settings.concurrency and budget > 0:
-                claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
-                if not claimed and self._unmodified:
-                    self._store_unmodified()  # their links may be all there is to claim
-                    claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
-                if not claimed:
-                    break
-                budget -= 1
-                tasks.add(self._start(claimed[0]))
-                open_sites = self._open_sites()
             if not tasks:
                 if budget <= 0 or not open_sites or self.store.queue.count(open_sites) == 0:
                     break
@@ -312,6 +307,24 @@ class Crawler:
             await asyncio.gather(*tasks)
         self._store_unmodified()
         return budget > 0
+
+    def _start_some(self, tasks: set[asyncio.Task[None]], budget: int) -> int:
+        """Claim and start pages while there is room (``crawl.concurrency``, the page budget)
+        and a host may start one now; returns how many. One transaction for the claims: a
+        commit per claim cost as much as the claim."""
+        started = 0
+        if len(tasks) >= self.crawl_settings.concurrency or budget <= 0:
+            return started
+        with self.store.transaction():
+            open_sites = self._open_sites()
+            while open_sites and len(tasks) < self.crawl_settings.concurrency and started < budget:
+                claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
+                if not claimed:
+                    break
+                started += 1
+                tasks.add(self._start(claimed[0]))
+                open_sites = self._open_sites()
+        return started
 
     def _open_sites(self) -> list[str]:
         """Sites that have not used up crawl.max_pages_per_site in this run."""
