@@ -58,6 +58,7 @@ _SITEMAP_CHUNK = 2000  # sitemap URLs queued at a time
 #: unchanged page is about ten statements and a commit alone; a recrawl is all 304s.
 _UNMODIFIED_BATCH = 64
 _UNMODIFIED_WAIT = 0.25
+_UNEXPECTED = "unexpected error on %s; skipped and counted"  # logged with its traceback
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +360,7 @@ class Crawler:
             logger.warning("%s", exc)
             self._finish(target, "failed", exc.reason, self.failed)
         except Exception:  # the one catch-all: one broken page must not stop the run
-            logger.exception("unexpected error on %s; skipped and counted", target.url)
+            logger.exception(_UNEXPECTED, target.url)
             self._page_error(target)
         finally:
             if token is not None:
@@ -463,7 +464,7 @@ class Crawler:
             return
         except Exception:
             if len(batch) == 1:
-                logger.exception("unexpected error on %s; skipped and counted", batch[0][0].url)
+                logger.exception(_UNEXPECTED, batch[0][0].url)
                 self._page_error(batch[0][0])
                 return
             logger.exception("storing %s unchanged pages failed; one at a time now", len(batch))
@@ -473,7 +474,7 @@ class Crawler:
                 with self.store.transaction():
                     self._replay_unmodified([one])
             except Exception:
-                logger.exception("unexpected error on %s; skipped and counted", one[0].url)
+                logger.exception(_UNEXPECTED, one[0].url)
                 self._page_error(one[0])
 
     def _replay_unmodified(self, batch: Sequence[tuple[Target, Fetched]]) -> None:
