@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -505,9 +505,10 @@ class Crawler:
                 target.url, "done", fetched_at=fetched.fetched_at, http_status=304
             )
 
-    def _dealt_with(self, url: str, site: str) -> bool:
-        """A link this run needs not look at again: queued a moment ago, or found not due."""
-        return self.frontier.just_queued(url, site) or self.recrawl.waiting(url)
+    def _dealt_with(self, site: str) -> tuple[Container[str], ...]:
+        """The links of ``site`` this run needs not look at again: those queued a moment ago
+        and the articles found not due."""
+        return (self.frontier.recently_queued(site), self.recrawl.waiting())
 
     def _store_record(
         self,

@@ -11,7 +11,7 @@ import fnmatch
 import logging
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Protocol
@@ -26,6 +26,7 @@ from pipeline.models import (
     Extracted,
     ListingPage,
     PageState,
+    SkipLinks,
     Target,
     Validators,
 )
@@ -61,12 +62,10 @@ class FrontierQueue(Protocol):
     def release_in_flight(self, sites: Sequence[str]) -> int: ...
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
-    def known_links(
-        self, url: str, skip: Callable[[str, str], bool] | None = None
-    ) -> list[Target]: ...
+    def known_links(self, url: str, skip: SkipLinks | None = None) -> list[Target]: ...
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]: ...
     def known_links_of(
-        self, urls: Sequence[str], skip: Callable[[str, str], bool] | None = None
+        self, urls: Sequence[str], skip: SkipLinks | None = None
     ) -> dict[str, Target]: ...
 
 
@@ -139,7 +138,10 @@ class Frontier:
         self._query_variants: dict[str, set[str]] = {}
         self.cycles: dict[str, int] = {}
         self.dropped: Counter[str] = Counter()
-        self._recently_queued: OrderedDict[tuple[str, int], None] = OrderedDict()
+        # per site, the URLs ``add`` queued in the site's current cycle lately (one cycle per
+        # site and run), as keys: ``recently_queued`` lets a caller test a list against them
+        self._recent: dict[str, OrderedDict[str, None]] = {n: OrderedDict() for n in self.sites}
+        self._recent_cap = max(_RECENT_CACHE // max(len(self.sites), 1), 1024)
         self._verdicts: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
         # Every page repeats its theme's links (navigation, sidebars, footer): most URLs met are
         # ones canonicalized a moment ago, and w3lib's canonicalization is not cheap.
@@ -158,6 +160,7 @@ class Frontier:
             site name -> True when an interrupted cycle was resumed.
         """
         resumed = {}
+        self.forget_recent()  # what it holds was queued in the cycles it replaces
         for name, site in self.sites.items():
             current = self.queue.current_cycle(name)
             if current is not None and not current[1]:
@@ -203,16 +206,17 @@ class Frontier:
         again (it would be a no-op there): a theme links the same ~150 pages from every page.
         """
         by_site: dict[str, list[tuple[Target, str]]] = {}
-        recent = self._recently_queued
         for target in targets:
-            key = (target.url, self.cycles[target.site])
-            if key in recent:
-                recent.move_to_end(key)
+            recent = self._recent[target.site]
+            if target.url in recent:
+                recent.move_to_end(target.url)
                 continue
-            recent[key] = None
+            recent[target.url] = None
             by_site.setdefault(target.site, []).append((target, self.host(target.url)))
-        while len(recent) > _RECENT_CACHE:
-            recent.popitem(last=False)
+        for site in by_site:
+            recent = self._recent[site]
+            while len(recent) > self._recent_cap:
+                recent.popitem(last=False)
         return sum(self.queue.enqueue(items, self.cycles[site]) for site, items in by_site.items())
 
     def not_just_queued(self, targets: Iterable[Target]) -> list[Target]:
@@ -221,11 +225,16 @@ class Frontier:
 
     def just_queued(self, url: str, site: str) -> bool:
         """True when ``add`` queued ``url`` of ``site`` in the current cycle a moment ago."""
-        return (url, self.cycles[site]) in self._recently_queued
+        return url in self._recent[site]
+
+    def recently_queued(self, site: str) -> Container[str]:
+        """The URLs of ``site`` that ``just_queued`` is true for, to test many at C speed."""
+        return self._recent[site].keys()
 
     def forget_recent(self) -> None:
         """Forget what ``add`` queued lately: call after a store transaction was rolled back."""
-        self._recently_queued.clear()
+        for recent in self._recent.values():
+            recent.clear()
 
     def links_from(self, parent: Target, page: Extracted) -> list[Target]:
         """In-scope targets a page links to: pagination first (with its topic), then the rest."""

@@ -9,6 +9,7 @@ strings; ``normalize`` turns them into typed values (ISO dates, ints, clean text
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -49,6 +50,11 @@ class PageState:
 
 
 UNKNOWN_PAGE = PageState()
+
+#: ``skip(site)``: collections of the URLs of ``site`` that a replay of stored links leaves
+#: out before it builds their targets (``in`` on a set or a dict's keys: a topic page stores
+#: ~400 links, a recrawl reads them back on every 304).
+SkipLinks = Callable[[str], Sequence[Container[str]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ Two decisions, both taken with an injected clock (tests move time instead of sle
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -187,9 +187,10 @@ class Recrawl:
                 self.not_due.add(target.url)
         return kept
 
-    def waiting(self, url: str) -> bool:
-        """True for an article page this run already found not due (``due`` drops it)."""
-        return url in self._waiting
+    def waiting(self) -> Container[str]:
+        """The article pages this run already found not due (``due`` drops them): a set, to
+        test many links at C speed."""
+        return self._waiting
 
     def due_urls(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` due for a refetch (never fetched: due); not counted."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pipeline.models import PageState, Target, Validators
+from pipeline.models import PageState, SkipLinks, Target, Validators
 from pipeline.store.db import chunked
 
 _CLAIM_SQL = """
@@ -187,19 +187,18 @@ class SqliteFrontierQueue:
         ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def known_links(self, url: str, skip: Callable[[str, str], bool] | None = None) -> list[Target]:
+    def known_links(self, url: str, skip: SkipLinks | None = None) -> list[Target]:
         """The links followed from ``url`` last time it was fetched (replayed on a 304).
 
         Args:
             url: the page.
-            skip: ``skip(link_url, site)`` true leaves a link out before it is built (an
-                article's ~90 links are mostly ones the crawl has just dealt with).
+            skip: ``skip(site)`` gives collections of URLs to leave out before they are built
+                (an article's ~50 links are mostly ones the crawl has just dealt with).
         """
         row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
         if row is None or row[0] is None:
             return []
-        keep = None if skip is None else (lambda url, site: not skip(url, site))
-        return list(_unpack_links(row[0], keep))
+        return _unpack_links(row[0], skip)
 
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]:
         """The state of those of ``urls`` the queue knows, in one query per 500 URLs (a sitemap
@@ -216,20 +215,15 @@ class SqliteFrontierQueue:
         return found
 
     def known_links_of(
-        self, urls: Sequence[str], skip: Callable[[str, str], bool] | None = None
+        self, urls: Sequence[str], skip: SkipLinks | None = None
     ) -> dict[str, Target]:
         """The links followed from each of ``urls`` last time, each linked URL once (the first
         found), in one query per 500 URLs; ``skip`` as for ``known_links``."""
         found: dict[str, Target] = {}
-        passed: set[str] = set()
 
-        def keep(url: str, site: str) -> bool:
-            if url in found or url in passed:  # pages share most of their links
-                return False
-            if skip is not None and skip(url, site):
-                passed.add(url)
-                return False
-            return True
+        def left_out(site: str) -> Sequence[Container[str]]:
+            # pages share most of their links: those found already are left out too
+            return (found, *skip(site)) if skip is not None else (found,)
 
         for chunk in chunked(urls):
             rows = self._conn.execute(
@@ -238,8 +232,8 @@ class SqliteFrontierQueue:
                 chunk,
             )
             for (blob,) in rows:
-                for target in _unpack_links(blob, keep):
-                    found[target.url] = target
+                for target in _unpack_links(blob, left_out):
+                    found.setdefault(target.url, target)
         return found
 
     def requests_by_state(self, sites: Sequence[str]) -> dict[str, int]:
@@ -252,30 +246,32 @@ class SqliteFrontierQueue:
         return {r[0]: int(r[1]) for r in rows}
 
 
-_TEXT_LINKS = "L1"  # the head of a text-packed blob (older stores' blobs are JSON)
+_TEXT_LINKS = b"L2\t"  # the head of a text-packed blob (JSON blobs start with "[")
+_TEXT_LINKS_L1 = b"L1\t"  # the text shape development builds of schema 4 wrote
 
 
 def _pack_links(links: Sequence[Target]) -> bytes:
     """Targets as a zlib'd blob.
 
-    When they share their site and depth (a page's links do), text: a ``L1<TAB>site<TAB>depth``
-    line, then a line per link, its URL or, off the defaults, ``url<TAB>topic_url<TAB>page_no``
-    (no topic: empty). Otherwise, or should a value hold a tab or a line break (a canonical URL
-    never does), the JSON ``[url, site, depth, topic_url, page_no]`` rows of every target.
+    When they share their site and depth (a page's links do), text: a
+    ``L2<TAB>site<TAB>depth<TAB>count`` line, a line per link with its URL, then a line per link
+    with what is off the defaults, ``topic_url<TAB>page_no`` (no topic: empty), or nothing.
+    Otherwise, or should a value hold a tab or a line break (a canonical URL never does), the
+    JSON ``[url, site, depth, topic_url, page_no]`` rows of every target.
 
     Every fetched page's links are packed (~50 an article, ~400 a topic page of a 20k-article
-    site) and every 304 of a recrawl reads them back: splitting lines reads a topic page's in
-    about a fifth of the time ``json.loads`` took, zlib's fastest level packs them.
+    site, most of those its topic's pagination) and every 304 of a recrawl reads them back: the
+    URLs on lines of their own are tested against what the crawl has dealt with in one
+    comprehension, and only the links left are built.
     """
     first = links[0] if links else None
     if first is not None and all(t.site == first.site and t.depth == first.depth for t in links):
         values = "".join([first.site, *(t.url for t in links), *(t.topic_url or "" for t in links)])
         if "\t" not in values and "\n" not in values:
-            lines = [f"{_TEXT_LINKS}\t{first.site}\t{first.depth}"]
+            lines = [f"L2\t{first.site}\t{first.depth}\t{len(links)}"]
+            lines += [t.url for t in links]
             lines += [
-                t.url
-                if t.topic_url is None and t.page_no == 1
-                else f"{t.url}\t{t.topic_url or ''}\t{t.page_no}"
+                f"{t.topic_url or ''}\t{t.page_no}" if t.topic_url or t.page_no != 1 else ""
                 for t in links
             ]
             return zlib.compress("\n".join(lines).encode(), 1)
@@ -283,26 +279,46 @@ def _pack_links(links: Sequence[Target]) -> bytes:
     return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
 
 
-def _unpack_links(blob: bytes, keep: Callable[[str, str], bool] | None = None) -> Iterator[Target]:
-    """The targets of a ``_pack_links`` blob for which ``keep(url, site)`` is true, each built
-    only then (a page's links are mostly ones a recrawl has dealt with); blobs of every shape
-    earlier releases wrote are read too."""
+def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
+    """The targets of a ``_pack_links`` blob less the URLs ``skip`` leaves out, each target
+    built only once it is kept (a page's links are mostly ones a recrawl has dealt with); blobs
+    of every shape earlier releases wrote are read too."""
     data = zlib.decompress(blob)
-    if data.startswith(_TEXT_LINKS.encode()):
+    if data.startswith(_TEXT_LINKS):
+        lines = data.decode().split("\n")
+        _tag, site, depth, count = lines[0].split("\t")
+        n = int(count)
+        return _kept(site, int(depth), zip(lines[1 : n + 1], lines[n + 1 :], strict=True), skip)
+    if data.startswith(_TEXT_LINKS_L1):  # a line a link: its URL, or url<TAB>topic<TAB>page_no
         head, _, body = data.decode().partition("\n")
-        _tag, site, depth_text = head.split("\t")
-        depth = int(depth_text)
-        for line in body.split("\n") if body else ():
-            if "\t" in line:
-                url, topic_url, page_no = line.split("\t")
-                if keep is None or keep(url, site):
-                    yield Target(url, site, depth, topic_url or None, int(page_no))
-            elif keep is None or keep(line, site):
-                yield Target(url=line, site=site, depth=depth)
-        return
-    for row in _json_link_rows(json.loads(data)):
-        if keep is None or keep(row[0], row[1]):
-            yield Target(url=row[0], site=row[1], depth=row[2], topic_url=row[3], page_no=row[4])
+        _tag, site, depth = head.split("\t")
+        split = (line.partition("\t") for line in (body.split("\n") if body else ()))
+        return _kept(site, int(depth), ((url, extra) for url, _, extra in split), skip)
+    kept = []
+    left_out: dict[str, Sequence[Container[str]]] = {}
+    for url, site, depth, topic_url, page_no in _json_link_rows(json.loads(data)):
+        if site not in left_out:
+            left_out[site] = skip(site) if skip is not None else ()
+        if not any(url in urls for urls in left_out[site]):
+            kept.append(Target(url, site, depth, topic_url, page_no))
+    return kept
+
+
+def _kept(
+    site: str, depth: int, pairs: Iterable[tuple[str, str]], skip: SkipLinks | None
+) -> list[Target]:
+    """The targets of text-packed ``(url, off the defaults)`` pairs that ``skip`` leaves in."""
+    for urls in skip(site) if skip is not None else ():
+        pairs = [(url, extra) for url, extra in pairs if url not in urls]  # no call a link
+    return [
+        Target(url, site, depth) if not extra else _off_defaults(url, site, depth, extra)
+        for url, extra in pairs
+    ]
+
+
+def _off_defaults(url: str, site: str, depth: int, extra: str) -> Target:
+    topic_url, page_no = extra.split("\t")
+    return Target(url, site, depth, topic_url or None, int(page_no))
 
 
 def _json_link_rows(packed: list[Any]) -> list[list[Any]]:

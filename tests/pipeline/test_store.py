@@ -209,13 +209,16 @@ def test_known_links_replay_what_was_followed_less_what_the_caller_skips(store):
         q.complete(URL, "done", fetched_at=T0, kind="article", links=links)
     assert q.known_links(URL) == links
     asked = []
+    dealt_with = [{links[1].url}, {"http://site.test/elsewhere/"}]
 
-    def skip(url: str, site: str) -> bool:
-        asked.append((url, site))
-        return url.endswith("/post-1/")
+    def skip(site: str) -> list[set[str]]:
+        asked.append(site)
+        return dealt_with
 
     assert q.known_links(URL, skip=skip) == [links[0], links[2]]
-    assert asked == [(t.url, "s") for t in links]
+    assert asked == ["s"]  # once a page, not once a link
+    dealt_with[1].add(links[0].url)  # a pagination link (stored with its topic) left out too
+    assert q.known_links(URL, skip=skip) == [links[2]]
     assert q.known_links("http://site.test/never-fetched/", skip=skip) == []
 
 
@@ -246,6 +249,14 @@ def test_known_links_of_mixed_sites_and_of_older_stores_read_back(store):
     assert q.known_links(URL) == mixed
     assert q.known_links(older) == mixed[::-1]
     assert q.known_links_of([URL, older]) == {t.url: t for t in mixed}
+    # an older store's rows are left out per their own site
+    assert q.known_links(older, skip=lambda site: [{mixed[1].url}] if site == "o" else []) == [
+        mixed[2],
+        mixed[0],
+    ]
+    assert q.known_links_of([URL, older], skip=lambda site: [{mixed[0].url}]) == {
+        t.url: t for t in mixed[1:]
+    }
 
 
 def test_a_claimed_page_s_validators_are_the_stored_ones_and_then_the_new_ones(store):
@@ -280,16 +291,24 @@ def test_links_are_packed_as_text_and_read_back_exactly_whatever_they_hold():
         ),
         Target(url="http://site.test/odd/", site="s", depth=2, topic_url=None, page_no=4),
     ]
-    assert zlib.decompress(_pack_links(plain)).startswith(b"L1\t")
+    assert zlib.decompress(_pack_links(plain)).startswith(b"L2\ts\t2\t3\n")
     assert list(_unpack_links(_pack_links(plain))) == plain
+    # the one-line-a-link shape development builds of schema 4 wrote
+    l1 = f"L1\ts\t2\n{plain[0].url}\n{plain[1].url}\t{TOPIC}\t3\n{plain[2].url}\t\t4"
+    assert _unpack_links(zlib.compress(l1.encode())) == plain
+    assert _unpack_links(zlib.compress(l1.encode()), lambda site: [{plain[1].url}]) == [
+        plain[0],
+        plain[2],
+    ]
     # a tab or a line break in a value cannot be a text line: such links are stored as JSON
     for odd in ("http://site.test/a\tb/", "http://site.test/a\nb/"):
         links = [*plain, Target(url=odd, site="s", depth=2)]
         assert zlib.decompress(_pack_links(links)).startswith(b"[")
         assert list(_unpack_links(_pack_links(links))) == links
     assert list(_unpack_links(_pack_links([]))) == []
-    keep = list(_unpack_links(_pack_links(plain), lambda url, site: "page" in url))
-    assert keep == [plain[1]]
+    left_out = [{plain[0].url}, {plain[2].url}]
+    assert _unpack_links(_pack_links(plain), lambda site: left_out) == [plain[1]]
+    assert _unpack_links(_pack_links(links), lambda site: left_out) == [plain[1], links[-1]]
 
 
 def test_a_topic_changes_when_any_of_its_pages_lists_other_articles(store):
