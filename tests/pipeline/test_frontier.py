@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import DEFAULT_STRIP_PARAMS, SiteConfig
 from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason
@@ -28,6 +30,44 @@ SITE = SiteConfig(name="s", start_urls=["http://site.test/"], exclude=[r"/wp-adm
 )
 def test_canonicalize(url, expected):
     assert canonicalize_url(url, DEFAULT_STRIP_PARAMS) == expected
+
+
+_SEGMENTS = st.one_of(
+    st.sampled_from(["", ".", "..", ".a", "a.", "%41", "%7e", "A", ";jsessionid=1", "?b=1#c"]),
+    st.text("Aa0_-~.%/;?#", max_size=6),
+)
+_PATHS = st.lists(_SEGMENTS, max_size=4).map(lambda segments: "".join("/" + s for s in segments))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    host=st.sampled_from(["site.test", "Site.test", "127.0.0.1", "a-b.c0", "-a.test", "x" * 64]),
+    port=st.sampled_from(["", ":80", ":443", ":8080", ":0080", ":"]),
+    path=_PATHS,
+)
+def test_a_url_taken_as_already_canonical_is_what_the_full_canonicalization_gives(
+    scheme, host, port, path
+):
+    from pipeline.frontier import _canonicalize
+
+    url = f"{scheme}://{host}{port}{path}"
+    assert canonicalize_url(url, DEFAULT_STRIP_PARAMS) == _canonicalize(url, DEFAULT_STRIP_PARAMS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "HTTPS", "ftp"]),
+    netloc=st.sampled_from(
+        ["Site.test", "site.test:8080", "u:p@Site.test", "[::1]:80", "a.b.", "", "h_x.test"]
+    ),
+    rest=st.sampled_from(["", "/", "/a?b", "?q", "#f", ":", "/p:q@r"]),
+)
+def test_a_url_s_host_is_the_one_urlsplit_gives(scheme, netloc, rest):
+    from urllib.parse import urlsplit
+
+    url = f"{scheme}://{netloc}{rest}"
+    assert Frontier.host(url) == (urlsplit(url).hostname or "").lower()
 
 
 @pytest.mark.parametrize(
