@@ -35,7 +35,7 @@ from index.layout import (
     remove_old_generations,
 )
 from index.merge import tiered
-from index.pool import use_block_pool
+from index.pool import use_grouped_pool
 from index.schema import (
     SCHEMA_VERSION,
     build_schema,
@@ -195,7 +195,7 @@ def _writing(
         raise _lock_busy(path) from exc
     except _WHOOSH_ERRORS as exc:
         raise SearchIndexError(f"cannot write the search index in {path}: {exc}") from exc
-    use_block_pool(writer, limit_mb)
+    use_grouped_pool(writer, limit_mb)
     try:
         yield writer
     except BaseException:

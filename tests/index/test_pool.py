@@ -1,4 +1,5 @@
-"""The writer's posting pool spills sorted runs a block at a time and gives every posting back."""
+"""The writer's posting pool groups postings by term, spills sorted runs a block at a time and
+gives every posting back in whoosh's order."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
 import index.pool
 from index import apply_changes
 from index.layout import current_generation
-from index.pool import BlockPostingPool
+from index.pool import BlockPostingPool, GroupedPostingPool
 
 
 def _postings(count: int) -> list[tuple[str, bytes, int, float, bytes | None]]:
@@ -51,21 +54,73 @@ def _all_postings(path: Path) -> dict[tuple[str, bytes], list[tuple[int, Any]]]:
         return found
 
 
+def _writer_like(draw: st.DrawFn) -> list[tuple[str, bytes, int, Any, bytes | None]]:
+    """Postings as a writer adds them: document by document with growing numbers, then a
+    merged segment's term by term, with some of other shapes and some out of order."""
+    terms = st.tuples(st.sampled_from(("text", "title", "topics")), st.binary(max_size=3))
+    found: list[tuple[str, bytes, int, Any, bytes | None]] = []
+    docs = draw(st.integers(0, 30))
+    for doc in range(docs):
+        for field, term in draw(st.lists(terms, max_size=8, unique=True)):
+            weight = draw(st.sampled_from((1.0, 2.5, 1)))  # an int weight: whoosh's spelling
+            value = None if field == "topics" else draw(st.binary(max_size=4))  # per format
+            found.append((field, term, doc, weight, value))
+    for field, term in draw(st.lists(terms, max_size=6, unique=True)):  # a merged segment
+        for doc in sorted(draw(st.sets(st.integers(docs, docs + 20), max_size=5))):
+            found.append((field, term, doc, 1.0, None if field == "topics" else b"m"))
+    found += draw(st.lists(st.tuples(terms, st.integers(0, 3)), max_size=6).map(
+        lambda extra: [(f, t, d, 1.0, None if f == "topics" else b"x") for (f, t), d in extra]
+    ))  # fmt: skip  # out of order, repeated
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    postings=st.composite(_writer_like)(),
+    limit=st.sampled_from((None, 600, 3_000)),
+    maxfiles=st.sampled_from((128, 2)),
+)
+def test_a_grouped_pool_gives_back_what_whoosh_sorting_gives(
+    tmp_path_factory: pytest.TempPathFactory, postings: list[Any], limit: int | None, maxfiles: int
+):
+    folder = tmp_path_factory.mktemp("pool")
+    pool = GroupedPostingPool(FileStorage(str(folder)).create(), None, limitmb=1)
+    if limit is not None:
+        pool.limit = limit  # estimated bytes: a run every few postings
+    for posting in postings:
+        pool.add(posting)
+    assert list(pool.items(maxfiles=maxfiles)) == sorted(postings)
+    assert not list(folder.glob("*.run"))
+    assert list(pool.items()) == []  # given back once, then empty
+
+
+def test_a_grouped_pool_of_a_commit_spills_nothing_under_its_limit(tmp_path: Path):
+    pool = GroupedPostingPool(FileStorage(str(tmp_path)).create(), None, limitmb=1)
+    postings = [
+        (field, f"w{(doc * 7 + j) % 300}".encode(), doc, 1.0, b"\x01\x02")
+        for doc in range(40) for field in ("text", "title") for j in range(60)
+    ]  # fmt: skip
+    for posting in postings:
+        pool.add(posting)
+    assert pool.runs == []  # 4,800 postings in 1 MB: whoosh's own pool spilled at ~6,000
+    assert list(pool.items()) == sorted(postings)
+
+
 def test_an_index_written_through_spilled_runs_is_the_same_index(
     tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ):
-    spills: list[int] = []
-    save = BlockPostingPool.save
+    spills: list[str] = []
+    add_run = GroupedPostingPool._add_run
 
-    def counted(self: BlockPostingPool) -> None:
-        spills.append(len(self.current))
-        save(self)
+    def counted(self: GroupedPostingPool, path: str) -> None:
+        spills.append(path)
+        add_run(self, path)
 
-    monkeypatch.setattr(index.pool.BlockPostingPool, "save", counted)
+    monkeypatch.setattr(index.pool.GroupedPostingPool, "_add_run", counted)
     for n, article in enumerate(articles):  # 3,000 words each: a 1 MB pool fills many times
         article["text"] += " ".join(f"term{(n * 37 + j) % 5000}" for j in range(3000))
     apply_changes(tmp_path / "spilled", articles, batch_size=50, limit_mb=1)
-    assert len([n for n in spills if n]) >= 10
+    assert len(spills) >= 10
     spilled = len(spills)
     apply_changes(tmp_path / "held", articles, batch_size=50)
     assert spills[spilled:] == []  # the default pool holds all 41 articles
