@@ -10,9 +10,11 @@ uses: a regex tokenizer followed only by per-word filters. Those filters turn ea
 same term (or drop it as a stop word) whatever surrounds it, so the term of a word is computed
 once, by running whoosh's own filters on that word alone, and cached (per analyzer
 configuration, for the whole process: every index write unpickles the schema anew). The tokens
-are then just the regex's matches looked up in the cache. Positions follow ``StopFilter``'s
-renumbering. Any other analyzer, argument or value takes whoosh's own path, so the postings are
-identical either way (``tests/index/test_analysis.py`` compares them).
+are then just the regex's matches looked up in the cache, read with ``findall`` (whoosh's
+default pattern has a group, so its non-capturing twin is used: the same matches, no match
+object per word). Positions follow ``StopFilter``'s renumbering. Any other analyzer, argument
+or value takes whoosh's own path, so the postings are identical either way
+(``tests/index/test_analysis.py`` compares them).
 """
 
 from __future__ import annotations
@@ -54,13 +56,12 @@ class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is unty
         if plan is None:
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        finditer, term_of, renumber, cache = plan
+        words, term_of, renumber, cache = plan
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
         poses: dict[str, list[int]] = {}
         pos = -1
-        for index, match in enumerate(finditer(value)):
-            word = match.group(0)
+        for index, word in enumerate(words(value)):
             term = cache.get(word)
             if term is None:
                 term = cache[word] = term_of(word)
@@ -97,8 +98,14 @@ def _plain(kwargs: dict[str, Any]) -> bool:
     return set(kwargs) <= {"mode"} and kwargs.get("mode", "index") == "index"
 
 
-#: (regex finditer, word -> term or False, renumber positions, the word -> term cache)
+#: (text -> its words, word -> term or False, renumber positions, the word -> term cache)
 _Plan = tuple[Any, Any, bool, dict[str, str | bool]]
+#: whoosh's default word pattern with its group made non-capturing: the same matches, and
+#: ``findall`` then gives whole words as strings, without a match object per word.
+_DEFAULT_WORDS = (
+    RegexTokenizer().expression.pattern,
+    re.compile(r"[\w\*]+(?:\.?[\w\*]+)*", re.UNICODE),
+)
 #: Word -> term caches by analyzer configuration (its pickled filters), shared by every schema
 #: this process unpickles: each index write opens the index again, and the terms would be
 #: worked out again each time.
@@ -128,7 +135,18 @@ def _make_plan(analyzer: Any) -> _Plan | None:
         return False
 
     cache = _CACHES.setdefault(pickle.dumps(_canonical(analyzer.items)), {})
-    return tokenizer.expression.finditer, term_of, renumber, cache
+    return _word_finder(tokenizer.expression), term_of, renumber, cache
+
+
+def _word_finder(expression: re.Pattern[str]) -> Any:
+    """text -> the list of its words (whole matches of the tokenizer's pattern)."""
+    if expression.groups == 0:
+        return expression.findall
+    pattern, words = _DEFAULT_WORDS
+    if expression.pattern == pattern and expression.flags == words.flags:
+        return words.findall
+    finditer = expression.finditer
+    return lambda text: [match.group(0) for match in finditer(text)]
 
 
 def _canonical(value: Any) -> Any:

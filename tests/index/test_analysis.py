@@ -6,12 +6,12 @@ import pickle
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from whoosh import formats
 from whoosh.analysis import RegexTokenizer, StemmingAnalyzer
 
-from index.analysis import FusedPositions
+from index.analysis import _DEFAULT_WORDS, FusedPositions, _word_finder
 from index.schema import build_schema, english_analyzer, name_analyzer
 
 TEXTS = [
@@ -51,6 +51,20 @@ def test_same_postings_as_whoosh(text: str, make: Any) -> None:
 def test_same_postings_on_generated_text(text: str) -> None:
     fused, plain = _both(text, english_analyzer())
     assert fused == plain
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(WORDS, st.text(max_size=6)), max_size=30).map(" ".join))
+@example("*x **y z.* .5 a..b c.d.e_f")
+def test_every_word_finder_reads_the_words_the_pattern_matches(text: str) -> None:
+    default = RegexTokenizer().expression
+    other = RegexTokenizer(r"(\w)+(-\w+)?").expression  # groups, not whoosh's default
+    plain = RegexTokenizer(r"\w+").expression  # no group
+    for expression in (default, other, plain):
+        finder = _word_finder(expression)
+        assert finder(text) == [match.group(0) for match in expression.finditer(text)]
+    assert _word_finder(default) == _DEFAULT_WORDS[1].findall  # the non-capturing twin
+    assert _word_finder(plain) == plain.findall
 
 
 def test_the_fast_path_is_taken_and_cached() -> None:
