@@ -56,32 +56,24 @@ class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is unty
         if plan is None:
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        words, term_of, renumber, cache = plan
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        poses: dict[str, list[int]] = {}
-        pos = -1
-        for index, word in enumerate(words(value)):
-            term = cache.get(word)
-            if term is None:
-                term = cache[word] = term_of(word)
-            if isinstance(term, bool):
-                continue  # a stop word
-            if not renumber:
-                pos = index
-            elif pos < 0:
-                pos = index  # StopFilter keeps the first kept word's position, then counts on
-            else:
-                pos += 1
-            found = poses.get(term)
-            if found is None:
-                poses[term] = [pos]
-            else:
-                found.append(pos)
         boost = self.field_boost
         encode = self.encode
-        for term, poslist in poses.items():
+        for term, poslist in _positions(value, plan).items():
             yield (term, len(poslist), len(poslist) * boost, encode(poslist))
+
+    def index_items(self, value: Any, analyzer: Any) -> list[Any] | None:
+        """What ``FieldType.index(value)`` gives for a field of this format, as a list:
+        ``(term bytes, frequency, weight, encoded positions)`` per term; None when ``value``
+        or ``analyzer`` takes whoosh's own path (then ask the field)."""
+        plan = self._plan(analyzer) if isinstance(value, str) else None
+        if plan is None:
+            return None
+        boost = self.field_boost
+        encode = self.encode
+        return [
+            (term.encode("utf-8"), len(poslist), len(poslist) * boost, encode(poslist))
+            for term, poslist in _positions(value, plan).items()
+        ]
 
     def _plan(self, analyzer: Any) -> _Plan | None:
         """Return how to analyze with a fusable analyzer, else None."""
@@ -91,6 +83,33 @@ class FusedPositions(formats.Positions):  # type: ignore[misc]  # whoosh is unty
         plan = _make_plan(analyzer)
         self.__dict__["_fused_plan"] = (analyzer, plan)
         return plan
+
+
+def _positions(value: str, plan: _Plan) -> dict[str, list[int]]:
+    """Each term of ``value`` and its positions, in order of first appearance."""
+    words, term_of, renumber, cache = plan
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    poses: dict[str, list[int]] = {}
+    pos = -1
+    for index, word in enumerate(words(value)):
+        term = cache.get(word)
+        if term is None:
+            term = cache[word] = term_of(word)
+        if isinstance(term, bool):
+            continue  # a stop word
+        if not renumber:
+            pos = index
+        elif pos < 0:
+            pos = index  # StopFilter keeps the first kept word's position, then counts on
+        else:
+            pos += 1
+        found = poses.get(term)
+        if found is None:
+            poses[term] = [pos]
+        else:
+            found.append(pos)
+    return poses
 
 
 def _plain(kwargs: dict[str, Any]) -> bool:

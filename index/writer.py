@@ -43,6 +43,7 @@ from index.schema import (
     record_to_document,
     write_version,
 )
+from index.segment import Writer
 from pipeline.errors import SearchIndexError
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ def _writing(
     if procs > 1:
         options.update(procs=procs, multisegment=True, batchsize=_JOB_SIZE)
     try:
-        writer = ix.writer(**options)
+        # one process: whoosh's SegmentWriter, adding text fields a field at a time
+        writer = ix.writer(**options) if procs > 1 else Writer(ix, **options)
     except index.LockError as exc:
         raise _lock_busy(path) from exc
     except _WHOOSH_ERRORS as exc:

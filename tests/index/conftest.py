@@ -33,12 +33,15 @@ id   published (UTC)     cmts  words; topics
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from whoosh import index as whoosh_index
 
 from index import apply_changes
+from index.schema import build_schema, is_indexable, record_to_document
 
 #: Sjögren's with a typographic apostrophe (U+2019), as scraped pages write it.
 SJOGREN_S = "Sj\u00f6gren\u2019s"
@@ -172,3 +175,29 @@ def search_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 _ARTICLES = make_articles()
+
+
+def long_documents(articles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The indexable articles as whoosh documents, each with 2,000 more words of text drawn
+    from 300 (so a term's postings fill several blocks)."""
+    documents = [record_to_document(a) for a in articles if is_indexable(a)]
+    for n, document in enumerate(documents):
+        document["text"] += " ".join(f"word{(n * 7 + j) % 300}" for j in range(2000))
+    return documents
+
+
+def segment_files(
+    folder: Path, documents: list[dict[str, Any]], make_writer: Callable[[Any], Any]
+) -> tuple[dict[str, bytes], Any]:
+    """Write ``documents`` in one segment with ``make_writer(index)`` (uncompounded, so each
+    file can be compared); returns the segment's files by kind ("pst", "trm",
+    "_title_len.col", ...: what follows the segment's random name) and the writer."""
+    folder.mkdir()
+    ix = whoosh_index.create_in(str(folder), build_schema())
+    writer = make_writer(ix)
+    for document in documents:
+        writer.add_document(**document)
+    writer.commit()
+    ix.close()
+    files = {p.name.split(".", 1)[1]: p.read_bytes() for p in folder.glob("MAIN_*.*")}
+    return files, writer

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader
 
 from index import apply_changes
 from index.codec import Codec
 from index.layout import current_generation, open_generation
-from index.schema import build_schema, is_indexable, record_to_document
+from tests.index.conftest import long_documents, segment_files
 
 
 def test_segments_are_written_with_the_codec_and_remember_missing_columns(
@@ -58,33 +57,17 @@ def test_segments_are_written_with_the_codec_and_remember_missing_columns(
     ix.close()
 
 
-def _segment_files(
-    folder: Path, codec: Any, documents: list[dict[str, Any]]
-) -> tuple[dict[str, bytes], str]:
-    """The files of one uncompounded segment holding ``documents``, by kind, and the type
-    of file its postings were written through."""
-    folder.mkdir()
-    ix = whoosh_index.create_in(str(folder), build_schema())
-    writer = ix.writer(codec=codec, compound=False)
-    postfile = type(writer.fieldwriter._postfile).__name__
-    for document in documents:
-        writer.add_document(**document)
-    writer.commit()
-    ix.close()
-    files = {  # by what follows the segment's random name: "pst", "trm", "title_len.col", ...
-        p.name.split(".", 1)[1]: p.read_bytes() for p in folder.glob("MAIN_*.*")
-    }
-    return files, postfile
-
-
 def test_the_codec_writes_the_same_bytes_as_whoosh_without_asking_positions(
     tmp_path: Path, articles: list[dict[str, Any]]
 ) -> None:
-    documents = [record_to_document(a) for a in articles if is_indexable(a)]
-    for n, document in enumerate(documents):  # long postings: several blocks per term
-        document["text"] += " ".join(f"word{(n * 7 + j) % 300}" for j in range(2000))
-    ours, counted = _segment_files(tmp_path / "ours", Codec(), documents)
-    theirs, plain = _segment_files(tmp_path / "theirs", W3Codec(), documents)
+    documents = long_documents(articles)
+    ours, ours_writer = segment_files(
+        tmp_path / "ours", documents, lambda ix: ix.writer(codec=Codec(), compound=False)
+    )
+    theirs, their_writer = segment_files(
+        tmp_path / "theirs", documents, lambda ix: ix.writer(codec=W3Codec(), compound=False)
+    )
     assert {"pst", "trm", "_text_len.col"} <= set(ours)
     assert ours == theirs
-    assert (counted, plain) == ("_CountingFile", "StructFile")
+    assert type(ours_writer.fieldwriter._postfile).__name__ == "_CountingFile"
+    assert type(their_writer.fieldwriter._postfile).__name__ == "StructFile"

@@ -1,0 +1,60 @@
+"""The segment writer adds text fields a field at a time and writes whoosh's segment, byte for
+byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from whoosh.writing import SegmentWriter
+
+import index.pool
+from index.codec import Codec
+from index.pool import GroupedPostingPool, use_grouped_pool
+from index.segment import Writer
+from tests.index.conftest import long_documents, segment_files
+
+
+def _pooled(kind: type[Any], limit_mb: int) -> Any:
+    def make(ix: Any) -> Any:
+        writer = kind(ix, codec=Codec(), compound=False, limitmb=limit_mb)
+        use_grouped_pool(writer, limit_mb)
+        return writer
+
+    return make
+
+
+@pytest.mark.parametrize("limit_mb", [1, 64])  # 1: the pool spills runs as it goes
+def test_the_writer_writes_the_segment_whoosh_writes(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, limit_mb: int
+) -> None:
+    documents = long_documents(articles)
+    documents[0]["_boost"] = 2.0  # whoosh's own code for this one
+    documents[1]["author"] = None  # a field left out
+    documents[2]["_stored_title"] = "a stored title that differs"
+    calls: list[str] = []
+    runs: list[str] = []
+    add_field = GroupedPostingPool.add_field_postings
+    add_run = GroupedPostingPool._add_run
+
+    def counted(self: GroupedPostingPool, fieldname: str, docnum: int, items: list[Any]) -> int:
+        calls.append(fieldname)
+        return add_field(self, fieldname, docnum, items)
+
+    def run_added(self: GroupedPostingPool, path: str) -> None:
+        runs.append(path)
+        add_run(self, path)
+
+    monkeypatch.setattr(index.pool.GroupedPostingPool, "add_field_postings", counted)
+    monkeypatch.setattr(index.pool.GroupedPostingPool, "_add_run", run_added)
+    ours, writer = segment_files(tmp_path / "ours", documents, _pooled(Writer, limit_mb))
+    assert {"title", "summary", "text", "author"} == set(calls)
+    assert calls.count("text") == len(documents) - 2  # not the two with special keys
+    calls.clear()
+    theirs, _ = segment_files(tmp_path / "theirs", documents, _pooled(SegmentWriter, limit_mb))
+    assert calls == []
+    assert {"pst", "trm", "_stored.col", "_text_len.col"} <= set(ours)
+    assert ours == theirs
+    assert isinstance(writer.pool, GroupedPostingPool)
+    assert (len(runs) > 2) is (limit_mb == 1)  # both writers spilled, or neither did
