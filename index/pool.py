@@ -2,10 +2,10 @@
 
 A whoosh writer collects postings in a pool as ``(field, term, docnum, weight, value)`` tuples,
 sorts them all when it flushes the segment and, past ``limit_mb``, sorts and spills them to a
-temporary run file first, to merge all runs at the flush. In the index process of a 20,000-article
-crawl that pool was about a third of the process (py-spy: adding 8 %, sorting and spilling 6 %,
-reading the runs back and merging them 16 %): a commit of 2,000 articles holds ~700,000 postings,
-each a five-tuple with its own copy of the term, and passed the limit.
+temporary run file first, to merge all runs at the flush. In the index process of a
+20,000-article crawl that pool was about a third of the process (py-spy: adding 8 %, sorting
+and spilling 7 %, reading the runs back and merging them 16 %): a commit of 2,000 articles
+holds ~400,000 postings, each a five-tuple with its own copy of the term, and passed the limit.
 
 ``GroupedPostingPool`` keeps one entry per (field, term) instead, in the order whoosh asks for
 them: the document numbers and weights in arrays, the values in a list. A writer adds a
@@ -13,10 +13,11 @@ document's postings with its own, growing, document number (a merged segment's t
 above every earlier one), so each term's postings arrive already in order, and only the terms
 need sorting; a term whose numbers did not arrive in order is sorted the way whoosh would sort
 its tuples. A posting costs ~70 bytes instead of ~200, so a commit's postings mostly fit in the
-limit and nothing is spilled; past it, the pool spills a sorted run as ``BlockPostingPool`` does
-(``marshal``'d lists of ``_BLOCK`` postings) and merges the runs the same way. Postings of
-another shape (a weight that is not a float, no value) are kept as whoosh keeps them and merged
-in, so ``items()`` gives exactly what whoosh's own pool gives: ``sorted(every posting)``.
+limit and nothing is spilled (merging large segments still spills); past it, the pool spills a
+sorted run as ``BlockPostingPool`` does (``marshal``'d lists of ``_BLOCK`` postings) and merges
+the runs the same way. Postings of another shape (a weight that is not a float, no value) are
+kept as whoosh keeps them and merged in, so ``items()`` gives exactly what whoosh's own pool
+gives: ``sorted(every posting)``.
 """
 
 from __future__ import annotations
