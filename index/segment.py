@@ -2,7 +2,7 @@
 
 whoosh adds a document by asking each field for its postings (``FieldType.index``: a generator
 that encodes every term) and handing them to the pool one ``(field, term, docnum, weight,
-value)`` tuple per call: four Python frames per posting, ~350 postings per article. For the text
+value)`` tuple per call: four Python frames per posting, ~200 postings per article. For the text
 fields analyzed by ``FusedPositions``, ``SegmentWriter.add_document`` here gets a field's
 postings as one list (``FusedPositions.index_items``) and gives them to the grouped pool in one
 call (``GroupedPostingPool.add_field_postings``); every other field, and any document with
