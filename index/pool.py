@@ -83,6 +83,8 @@ class GroupedPostingPool(BlockPostingPool):
         self._unordered: set[tuple[str, bytes]] = set()
 
     def add(self, item: Any) -> None:
+        # add_field_postings' loop for one posting, written out: merging segments adds every
+        # posting of the merged segments through here, one call each
         fieldname, tbytes, docnum, weight, vbytes = item
         if type(weight) is not float or type(vbytes) is not bytes or type(docnum) is not int:
             super().add(item)  # kept as whoosh keeps it: merged in by ``_sorted``

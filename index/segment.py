@@ -28,6 +28,13 @@ __all__ = ["Writer"]
 class Writer(SegmentWriter):  # type: ignore[misc]  # whoosh is untyped
     """``SegmentWriter`` that adds ``FusedPositions`` fields' postings a field at a time."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # no field with spelling words or term vectors: the writer's schema is fixed
+        self._plain_schema = not any(
+            field.separate_spelling() or field.vector for _name, field in self.schema.items()
+        )
+
     def add_document(self, **fields: Any) -> None:
         if not self._fast(fields):
             super().add_document(**fields)
@@ -55,7 +62,7 @@ class Writer(SegmentWriter):  # type: ignore[misc]  # whoosh is untyped
         spelling or vectors, and none of whoosh's special keys (boosts, stored values)."""
         return (
             type(self.pool) is GroupedPostingPool
-            and self._plain_schema()
+            and self._plain_schema
             and not any(name.startswith("_") for name in fields)
         )
 
@@ -81,12 +88,3 @@ class Writer(SegmentWriter):  # type: ignore[misc]  # whoosh is untyped
                 # whoosh multiplies by the field's boost for this document: 1.0 here
                 pool.add((fieldname, tbytes, docnum, weight * 1.0, vbytes))
         return length if field.scorable else 0
-
-    def _plain_schema(self) -> bool:
-        """Whether no field of the schema has spelling words or term vectors (checked once)."""
-        plain: bool | None = self.__dict__.get("_crawldex_plain")
-        if plain is None:
-            plain = self.__dict__["_crawldex_plain"] = not any(
-                field.separate_spelling() or field.vector for _name, field in self.schema.items()
-            )
-        return plain

@@ -55,7 +55,7 @@ _ALREADY_CANONICAL = re.compile(
     r"(https?)://[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
     r"(:[1-9][0-9]{0,4})?(?:/|(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)+/?)\Z"
 )
-_DEFAULT_PORT_SUFFIXES = {"http": ":80", "https": ":443"}
+_DEFAULT_PORT_SUFFIXES = {scheme: f":{port}" for scheme, port in _DEFAULT_PORTS.items()}
 _PAGE_NO = re.compile(r"(?:/page/|[?&](?:page|paged|p)=)(\d{1,9})\b")
 _SESSION_PATH_PARAM = re.compile(r";(?:jsessionid|phpsessid|sessionid|sid)=[^/;?#]*", re.IGNORECASE)
 _MAX_SEGMENT_REPEATS = 2  # /a/b/a/b/a/b: a segment a third time in one path is a loop, not a site
