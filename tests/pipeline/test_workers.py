@@ -149,6 +149,22 @@ def test_a_page_whose_worker_dies_fails_and_the_pages_behind_it_are_extracted(st
         assert record.title == f"P{i}"
 
 
+def test_a_worker_is_not_in_the_crawls_process_group(started_early):
+    """Ctrl-C on a terminal signals its foreground process group: the crawl's alone, which
+    then ends its workers as it stops (tests/pipeline/test_follow.py, the index process)."""
+
+    async def scenario() -> list[int]:
+        workers = await _ready()
+        try:
+            return [os.getpgid(pid) for pid in workers.pids]
+        finally:
+            await workers.close()
+
+    groups = asyncio.run(scenario())
+    assert len(groups) == 1
+    assert os.getpgrp() not in groups
+
+
 def test_pages_come_back_as_the_crawls_own_process_reads_them(started_early):
     pages = [
         _fetched("http://e.test/a", article_html("An article")),
