@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 _CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
 _RECENT_CACHE = 16_384  # URLs remembered as queued in the current cycle (a few MB)
 #: An http(s) URL's scheme and host when the host is plain ASCII (no userinfo, escapes or IDN),
-#: which canonicalization only lower-cases.
-_PLAIN_HOST = re.compile(r"(https?)://([A-Za-z0-9.-]+)(?=[:/?]|$)", re.IGNORECASE)
+#: which canonicalization only lower-cases. Only digits may follow a colon: ``user:pw@host``
+#: has a userinfo, not a host ``user``.
+_PLAIN_HOST = re.compile(r"(https?)://([A-Za-z0-9.-]+)(?=(?::[0-9]*)?(?:[/?]|$))", re.IGNORECASE)
 #: An http(s) URL's plain ASCII host, when no userinfo, IPv6 literal or escape comes before the
 #: path: what ``urlsplit(url).hostname`` gives, lower-cased, without parsing the whole URL.
 _PLAIN_NETLOC = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]*)?(?=[/?#]|\Z)", re.IGNORECASE)

@@ -17,6 +17,39 @@ T0 = datetime(2025, 11, 20, tzinfo=UTC)
 SITE = SiteConfig(name="s", start_urls=["http://site.test/"], exclude=[r"/wp-admin/"])
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "HTTPS"]),
+    netloc=st.sampled_from(
+        [
+            "site.test",
+            "Site.test:8080",
+            "u:p@site.test",
+            "u@site.test",
+            "u:8@site.test",
+            "other.test",
+            "u:p@other.test",
+            "other.test:99",
+            "site.test@other.test",
+        ]
+    ),
+    rest=st.sampled_from(["", "/", "/a?b", "?q", "#f", ":", "/p:q@r"]),
+)
+def test_a_link_dropped_for_its_host_before_canonicalizing_is_one_the_scope_check_drops(
+    scheme, netloc, rest
+):
+    """The quick drop of a plain off-site host must agree with the full path: a userinfo
+    ``user:password@`` is not a host followed by a port."""
+    frontier = Frontier([SITE], None, strip_params=DEFAULT_STRIP_PARAMS, max_depth=3)  # type: ignore[arg-type]
+    raw = f"{scheme}://{netloc}{rest}"
+    _url, scope, _trap = frontier._verdict(raw, SITE)
+    try:
+        want = out_of_scope_reason(canonicalize_url(raw, DEFAULT_STRIP_PARAMS), SITE)
+    except ValueError:
+        want = "bad_url"
+    assert scope == want
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
