@@ -500,10 +500,7 @@ class Crawler:
         known = self.store.queue.known_links_of(others, skip=self._dealt_with)
         links.extend(self.recrawl.due(known.values()))
         self.frontier.add(links)
-        for target, fetched in batch:
-            self.store.queue.complete(
-                target.url, "done", fetched_at=fetched.fetched_at, http_status=304
-            )
+        self.store.queue.complete_not_modified((t.url, f.fetched_at) for t, f in batch)
 
     def _dealt_with(self, site: str) -> tuple[Container[str], ...]:
         """The links of ``site`` this run needs not look at again: those queued a moment ago

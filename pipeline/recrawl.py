@@ -194,9 +194,9 @@ class Recrawl:
 
     def due_urls(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` due for a refetch (never fetched: due); not counted."""
-        entries = self.table.refetch_entries(urls)
+        due_at = self.table.due_times(urls)
         now = self.clock()
-        return {u for u in urls if (e := entries.get(u)) is None or is_due(e.due_at, now)}
+        return {u for u in urls if is_due(due_at.get(u), now)}
 
     def article_fetched(self, url: str, record: ArticleRecord) -> None:
         """An article page was fetched (200): schedule its next fetch."""
@@ -207,10 +207,18 @@ class Recrawl:
 
     def articles_not_modified(self, urls: Sequence[str]) -> None:
         """Article pages answered 304: they are unchanged, so each waits longer."""
-        entries = self.table.refetch_entries(urls)
+        intervals = self.table.intervals(urls)
+        now = self.clock()
+        schedules = []
         for url in urls:
-            entry = entries.get(url)
-            self._schedule(url, None if entry is None else entry.interval_s, False, None)
+            interval = next_interval(
+                intervals.get(url),
+                changed=False,
+                minimum=self.refetch_min,
+                maximum=self.refetch_max,
+            )
+            schedules.append((url, interval, now + timedelta(seconds=interval), None, now, False))
+        self.table.set_refetches(schedules)
 
     def _schedule(self, url: str, previous: int | None, changed: bool, digest: str | None) -> None:
         now = self.clock()

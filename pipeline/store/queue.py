@@ -177,6 +177,20 @@ class SqliteFrontierQueue:
             ),
         )
 
+    def complete_not_modified(self, pages: Iterable[tuple[str, datetime]]) -> None:
+        """Pages that answered 304, as ``(url, fetched_at)``: ``complete(url, "done",
+        fetched_at=..., http_status=304)`` for each, in one prepared statement (a batch of a
+        recrawl's 304s is up to 64 pages)."""
+        rows = []
+        for url, fetched_at in pages:
+            self._claimed.pop(url, None)
+            rows.append((fetched_at.isoformat(), url))
+        self._conn.executemany(
+            "UPDATE pages SET state = 'done', reason = NULL, fetched_at = ?, http_status = 304 "
+            "WHERE url = ?",
+            rows,
+        )
+
     def validators(self, url: str) -> Validators:
         """The ETag / Last-Modified stored for ``url`` (empty when never fetched)."""
         claimed = self._claimed.pop(url, None)

@@ -281,6 +281,45 @@ def test_a_claimed_page_s_validators_are_the_stored_ones_and_then_the_new_ones(s
     assert q.validators(URL) == Validators('"v3"', None)
 
 
+def test_pages_completed_as_not_modified_in_one_call_are_as_completed_one_by_one(store):
+    from pipeline.models import Validators
+
+    q = store.queue
+    urls = [f"http://site.test/p/{i}/" for i in range(4)]
+    links = [Target(url="http://site.test/other/", site="s", depth=1)]
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], cycle)
+        for url in urls:  # a first fetch: kind, validators and links stored
+            q.complete(
+                url,
+                "done",
+                fetched_at=T0,
+                http_status=200,
+                kind="article",
+                validators=Validators(f'"{url}"', None),
+                links=links,
+            )
+        q.complete(urls[3], "failed", reason="timeout")
+        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], q.begin_cycle("s", T0))
+        assert len(q.claim(["s"], (), 4)) == 4
+    later = T0 + timedelta(days=31)
+    with store.transaction():
+        for url in urls[:2]:
+            q.complete(url, "done", fetched_at=later, http_status=304)
+        q.complete_not_modified((u, later) for u in urls[2:])
+    rows = {
+        r["url"]: {k: r[k] for k in r.keys() if k not in ("url", "seq", "etag")}  # noqa: SIM118
+        for r in store._conn.execute("SELECT * FROM pages")
+    }
+    assert rows[urls[2]] == rows[urls[0]]
+    assert rows[urls[3]] == rows[urls[1]]  # the earlier failure's reason cleared too
+    assert (rows[urls[3]]["state"], rows[urls[3]]["http_status"]) == ("done", 304)
+    assert rows[urls[3]]["fetched_at"] == later.isoformat()
+    assert q.validators(urls[3]) == Validators(f'"{urls[3]}"', None)  # kept, not claimed
+    assert q.known_links(urls[3]) == links
+
+
 def test_links_are_packed_as_text_and_read_back_exactly_whatever_they_hold():
     from pipeline.store.queue import _pack_links, _unpack_links
 
