@@ -124,10 +124,15 @@ def _canonicalize(url: str, strip_params: Sequence[str]) -> str:
 
 def out_of_scope_reason(url: str, site: SiteConfig) -> str | None:
     """Why ``url`` is outside ``site``'s crawl scope, or None when it is in scope."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return "scheme"
-    if (parts.hostname or "").lower() not in site.hosts:
+    plain = _PLAIN_NETLOC.match(url)  # a sitemap's tens of thousands of URLs: no urlsplit
+    if plain is not None:
+        host = plain.group(1).lower()
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            return "scheme"
+        host = (parts.hostname or "").lower()
+    if host not in site.hosts:
         return "host"
     if site.include and not any(re.search(p, url) for p in site.include):
         return "not_included"

@@ -96,11 +96,18 @@ def test_a_url_taken_as_already_canonical_is_what_the_full_canonicalization_give
     ),
     rest=st.sampled_from(["", "/", "/a?b", "?q", "#f", ":", "/p:q@r"]),
 )
-def test_a_url_s_host_is_the_one_urlsplit_gives(scheme, netloc, rest):
+def test_a_url_s_host_and_scope_are_what_urlsplit_gives(scheme, netloc, rest):
     from urllib.parse import urlsplit
 
     url = f"{scheme}://{netloc}{rest}"
     assert Frontier.host(url) == (urlsplit(url).hostname or "").lower()
+    site = SiteConfig(name="s", start_urls=["http://site.test/"])
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        want: str | None = "scheme"
+    else:
+        want = None if (parts.hostname or "").lower() == "site.test" else "host"
+    assert out_of_scope_reason(url, site) == want
 
 
 @pytest.mark.parametrize(
