@@ -203,36 +203,26 @@ class Recrawl:
         entry = self.table.refetch_entry(url)
         digest = record.content_hash
         changed = entry is not None and entry.page_hash not in (None, digest)
-        self._schedule(url, None if entry is None else entry.interval_s, changed, digest)
+        previous = None if entry is None else entry.interval_s
+        self.table.set_refetches([self._schedule(url, previous, changed, digest, self.clock())])
 
     def articles_not_modified(self, urls: Sequence[str]) -> None:
-        """Article pages answered 304: they are unchanged, so each waits longer."""
+        """Article pages answered 304: they are unchanged, so each waits longer (one read and
+        one write for the whole batch)."""
         intervals = self.table.intervals(urls)
         now = self.clock()
-        schedules = []
-        for url in urls:
-            interval = next_interval(
-                intervals.get(url),
-                changed=False,
-                minimum=self.refetch_min,
-                maximum=self.refetch_max,
-            )
-            schedules.append((url, interval, now + timedelta(seconds=interval), None, now, False))
-        self.table.set_refetches(schedules)
+        self.table.set_refetches(
+            [self._schedule(url, intervals.get(url), False, None, now) for url in urls]
+        )
 
-    def _schedule(self, url: str, previous: int | None, changed: bool, digest: str | None) -> None:
-        now = self.clock()
+    def _schedule(
+        self, url: str, previous: int | None, changed: bool, digest: str | None, now: datetime
+    ) -> tuple[str, int, datetime, str | None, datetime, bool]:
+        """The next schedule of an article page checked at ``now``, for ``set_refetches``."""
         interval = next_interval(
             previous, changed=changed, minimum=self.refetch_min, maximum=self.refetch_max
         )
-        self.table.set_refetch(
-            url,
-            interval_s=interval,
-            due_at=now + timedelta(seconds=interval),
-            page_hash=digest,
-            checked_at=now,
-            changed=changed,
-        )
+        return (url, interval, now + timedelta(seconds=interval), digest, now, changed)
 
     def skipped(self) -> dict[str, int]:
         """Pages left out this run, by reason (for ``RunReport.skipped``)."""
