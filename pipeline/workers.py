@@ -124,6 +124,7 @@ class ExtractWorkers:
         self._wanted = workers
         self._timeout = timeout
         self._children: list[_Child] = []
+        self._readers: set[asyncio.Task[None]] = set()  # until each has settled its child
         self._pages = 0
         self._closed = False
         self._starting: asyncio.Task[None] | None = None
@@ -207,6 +208,8 @@ class ExtractWorkers:
         _widen(process.stdin.transport.get_extra_info("pipe"))
         process.stdin.write(_frame(pickle.dumps(list(self._sites.values()), _PROTOCOL)))
         child.reader = asyncio.create_task(self._read(child))
+        self._readers.add(child.reader)
+        child.reader.add_done_callback(self._readers.discard)
         return child
 
     def _send(self, child: _Child, job: _Job) -> None:
@@ -297,17 +300,21 @@ class ExtractWorkers:
         if self._starting is not None:
             with contextlib.suppress(Exception):
                 await self._starting
-        for child in list(self._children):
-            if child.process.stdin is not None:
-                child.process.stdin.close()
-        for child in list(self._children):
-            try:
-                await asyncio.wait_for(child.process.wait(), _CLOSE_SECONDS)
-            except TimeoutError:
-                child.process.kill()
-            if child.reader is not None:
-                with contextlib.suppress(Exception):
-                    await child.reader  # settles what the child left: see _died
+        # A child that died a moment ago may be starting its replacement (_died): its reader is
+        # awaited too, and the replacement ended in the next pass. _died starts none once
+        # closed, so the passes end.
+        while self._children or self._readers:
+            children = list(self._children)
+            for child in children:
+                if child.process.stdin is not None:
+                    child.process.stdin.close()
+            for child in children:
+                try:
+                    await asyncio.wait_for(child.process.wait(), _CLOSE_SECONDS)
+                except TimeoutError:
+                    child.process.kill()
+            # each settles what its child left: see _died
+            await asyncio.gather(*self._readers, return_exceptions=True)
 
 
 def _settle(job: _Job, answer: Any) -> None:

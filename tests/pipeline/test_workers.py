@@ -149,6 +149,45 @@ def test_a_page_whose_worker_dies_fails_and_the_pages_behind_it_are_extracted(st
         assert record.title == f"P{i}"
 
 
+def test_a_worker_replaced_as_the_crawl_closes_is_ended_before_close_returns(
+    started_early, monkeypatch
+):
+    """A worker that dies on the crawl's last page is replaced while the crawl closes its
+    workers: close() must end the replacement too, not leave it to the event loop's end."""
+    spawned: list[asyncio.subprocess.Process] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def recorded(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await spawn(*args, **kwargs)
+        spawned.append(process)
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+
+    async def scenario() -> tuple[list[int | None], list[asyncio.Task[Any]], int]:
+        workers = await _ready()
+        (victim_pid,) = workers.pids
+        slow = asyncio.ensure_future(workers.extract(*_fetched("http://e.test/slow", _slow_page())))
+        await asyncio.sleep(0)  # the frame goes out
+        os.kill(victim_pid, signal.SIGKILL)
+        with pytest.raises(ExtractError):
+            await slow  # failed as the worker's death is seen; its replacement is starting
+        await workers.close()
+        codes = [p.returncode for p in spawned]
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for process in spawned:  # what close() left, ended here: a failure, not a hang
+            if process.returncode is None:
+                process.kill()
+        await asyncio.gather(*others, return_exceptions=True)
+        return codes, others, workers.restarts
+
+    codes, pending, restarts = asyncio.run(scenario())
+    assert restarts == 1
+    assert len(codes) == 2  # the victim and its replacement
+    assert None not in codes  # both ended before close() returned
+    assert pending == []
+
+
 def test_a_worker_is_not_in_the_crawls_process_group(started_early):
     """Ctrl-C on a terminal signals its foreground process group: the crawl's alone, which
     then ends its workers as it stops (tests/pipeline/test_follow.py, the index process)."""
