@@ -302,9 +302,13 @@ class ExtractWorkers:
                 await self._starting
         # A child that died a moment ago may be starting its replacement (_died): its reader is
         # awaited too, and the replacement ended in the next pass. _died starts none once
-        # closed, so the passes end.
-        while self._children or self._readers:
-            children = list(self._children)
+        # closed, and no child is asked twice, so the passes end.
+        asked: dict[int, _Child] = {}  # held, so that no id is reused
+        while True:
+            children = [c for c in self._children if id(c) not in asked]
+            if not children and not self._readers:
+                return
+            asked.update((id(c), c) for c in children)
             for child in children:
                 if child.process.stdin is not None:
                     child.process.stdin.close()

@@ -188,6 +188,33 @@ def test_a_worker_replaced_as_the_crawl_closes_is_ended_before_close_returns(
     assert pending == []
 
 
+def test_close_returns_when_a_workers_reader_broke(started_early, monkeypatch):
+    """A reader that ended on an unexpected error never settled its child: close() still ends
+    the child and returns (a bounded number of passes, not a loop)."""
+
+    def broken(_job: Any, _answer: Any) -> None:
+        raise RuntimeError("a bug in settling an answer")
+
+    monkeypatch.setattr(workers_module, "_settle", broken)
+
+    async def scenario() -> tuple[int | None, bool]:
+        workers = await _ready()
+        (child,) = workers._children
+        assert child.reader is not None
+        page = asyncio.ensure_future(
+            workers.extract(*_fetched("http://e.test/a", article_html("A")))
+        )
+        with pytest.raises(RuntimeError, match="settling"):
+            await asyncio.wait_for(child.reader, 30)
+        await asyncio.wait_for(workers.close(), 30)
+        page.cancel()  # never answered: its reader broke
+        return child.process.returncode, child in workers._children
+
+    code, still_listed = asyncio.run(scenario())
+    assert code is not None  # the child was ended
+    assert still_listed  # nobody settled it: close() did not wait for that
+
+
 def test_a_worker_is_not_in_the_crawls_process_group(started_early):
     """Ctrl-C on a terminal signals its foreground process group: the crawl's alone, which
     then ends its workers as it stops (tests/pipeline/test_follow.py, the index process)."""
