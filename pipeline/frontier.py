@@ -38,12 +38,10 @@ logger = logging.getLogger(__name__)
 
 _CANONICAL_CACHE = 16_384  # canonical URLs remembered per crawl (a few MB)
 _RECENT_CACHE = 16_384  # URLs remembered as queued in the current cycle (a few MB)
-#: An http(s) URL's scheme and host when the host is plain ASCII (no userinfo, escapes or IDN),
-#: which canonicalization only lower-cases. Only digits may follow a colon: ``user:pw@host``
-#: has a userinfo, not a host ``user``.
-_PLAIN_HOST = re.compile(r"(https?)://([A-Za-z0-9.-]+)(?=(?::[0-9]*)?(?:[/?]|$))", re.IGNORECASE)
 #: An http(s) URL's plain ASCII host, when no userinfo, IPv6 literal or escape comes before the
-#: path: what ``urlsplit(url).hostname`` gives, lower-cased, without parsing the whole URL.
+#: path: what ``urlsplit(url).hostname`` gives, lower-cased, without parsing the whole URL (and
+#: what canonicalization only lower-cases). Only digits may follow a colon: ``user:pw@host`` has
+#: a userinfo, not a host ``user``.
 _PLAIN_NETLOC = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]*)?(?=[/?#]|\Z)", re.IGNORECASE)
 #: A ``_verdict`` trap check that depends on what was seen before: made at each use.
 _ASK = "ask"
@@ -329,8 +327,8 @@ class Frontier:
         known = self._verdicts.get(key)
         if known is not None:
             return known
-        match = _PLAIN_HOST.match(raw_url)
-        if match is not None and match.group(2).lower() not in site.hosts:
+        match = _PLAIN_NETLOC.match(raw_url)
+        if match is not None and match.group(1).lower() not in site.hosts:
             verdict: tuple[str, str | None, str | None] = (raw_url, "host", None)
             self._remember(key, verdict)
             return verdict

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,36 +59,27 @@ class RecrawlTable:
 
     def refetch_entries(self, urls: Sequence[str]) -> dict[str, RefetchEntry]:
         """The schedules of those of ``urls`` fetched before (one query per 500 URLs)."""
-        found: dict[str, RefetchEntry] = {}
-        for chunk in chunked(urls):
-            sql = f"SELECT * FROM refetch_schedule WHERE url IN ({','.join('?' * len(chunk))})"
-            found.update((row["url"], _entry(row)) for row in self._conn.execute(sql, chunk))
-        return found
+        return {row["url"]: _entry(row) for row in self._schedules("*", urls)}
 
     def due_times(self, urls: Sequence[str]) -> dict[str, datetime]:
-        """The due times of those of ``urls`` fetched before (one query per 500 URLs): all a
-        sitemap's tens of thousands of URLs are asked for, so the rest of the row is not read."""
-        found: dict[str, datetime] = {}
-        for chunk in chunked(urls):
-            sql = (
-                "SELECT url, due_at FROM refetch_schedule "
-                f"WHERE url IN ({','.join('?' * len(chunk))})"
-            )
-            found.update(
-                (url, datetime.fromisoformat(due)) for url, due in self._conn.execute(sql, chunk)
-            )
-        return found
+        """The due times of those of ``urls`` fetched before: all a sitemap's tens of thousands
+        of URLs are asked for, so the rest of the row is not read."""
+        return {
+            url: datetime.fromisoformat(due) for url, due in self._schedules("url, due_at", urls)
+        }
 
     def intervals(self, urls: Sequence[str]) -> dict[str, int]:
         """The refetch intervals (seconds) of those of ``urls`` fetched before."""
-        found: dict[str, int] = {}
+        return {url: int(seconds) for url, seconds in self._schedules("url, interval_s", urls)}
+
+    def _schedules(self, columns: str, urls: Sequence[str]) -> Iterator[sqlite3.Row]:
+        """``columns`` of the ``refetch_schedule`` rows of ``urls``, one query per 500 URLs."""
         for chunk in chunked(urls):
-            sql = (
-                "SELECT url, interval_s FROM refetch_schedule "
-                f"WHERE url IN ({','.join('?' * len(chunk))})"
+            yield from self._conn.execute(
+                f"SELECT {columns} FROM refetch_schedule "
+                f"WHERE url IN ({','.join('?' * len(chunk))})",
+                chunk,
             )
-            found.update((url, int(seconds)) for url, seconds in self._conn.execute(sql, chunk))
-        return found
 
     def set_refetch(
         self,
