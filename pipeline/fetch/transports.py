@@ -39,6 +39,8 @@ Transport = Literal["aiohttp", "httpx2"]
 #: httpx2's own transport, allows ~100 KB of head; aiohttp's defaults are 8 KB and 128 fields).
 _MAX_LINE = 64 * 1024
 _MAX_HEADERS = 512
+#: Statuses whose responses have no body (RFC 9110, 6.4.1).
+_BODILESS = frozenset({204, 304})
 
 
 def make_transport(kind: Transport, limits: httpx2.Limits) -> httpx2.AsyncBaseTransport:
@@ -135,11 +137,25 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise _httpx2_error(exc, request) from exc
         major, minor = response.version or (1, 1)
         reason = (response.reason or "").encode("latin-1", "replace")
+        extensions = {"http_version": f"HTTP/{major}.{minor}".encode(), "reason_phrase": reason}
+        if response.status in _BODILESS:
+            # No body by definition (aiohttp's parser reads none): the connection goes back to
+            # the pool now, and the response is handed over read, so that the 304s of a
+            # recrawl do not each go through an empty body's async iterators.
+            response.release()
+            empty = httpx2.Response(
+                response.status,
+                headers=response.raw_headers,
+                stream=httpx2.ByteStream(b""),
+                extensions=extensions,
+            )
+            empty.read()
+            return empty
         return httpx2.Response(
             response.status,
             headers=response.raw_headers,
             stream=_AiohttpBody(response, request),
-            extensions={"http_version": f"HTTP/{major}.{minor}".encode(), "reason_phrase": reason},
+            extensions=extensions,
         )
 
     async def aclose(self) -> None:
