@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -54,6 +55,7 @@ GONE_STATUSES = (404, 410)
 _QUEUED_EVERY = 0.25  # seconds between counts of the queue for progress
 _MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 _SITEMAP_CHUNK = 2000  # sitemap URLs queued at a time
+_SITEMAP_SPOOL = 1 << 20  # bytes of a sitemap held in memory before it goes to a temporary file
 #: 304s stored in one transaction at most, and the seconds one waits at most to be stored. An
 #: unchanged page is about ten statements and a commit alone; a recrawl is all 304s.
 _UNMODIFIED_BATCH = 64
@@ -247,14 +249,17 @@ class Crawler:
         await asyncio.sleep(min(self.gate.ready_in(host), self.crawl_settings.deadline))
         self.gate.started(host)
         self.requests[host] += 1
-        try:
-            data = await fetch_sitemap(self.client, url, settings=self.crawl_settings)
-        except FetchError as exc:
-            logger.warning("%s", exc)
-            return Sitemap(False, ())
-        finally:
-            self.gate.finished(host)
-        return parse_sitemap(data, max_bytes=self.crawl_settings.max_bytes, url=url)
+        # spooled to disk past a few MB: a 100,000-URL sitemap is ~14 MB of XML
+        with tempfile.SpooledTemporaryFile(max_size=_SITEMAP_SPOOL) as body:
+            try:
+                await fetch_sitemap(self.client, url, settings=self.crawl_settings, into=body)
+            except FetchError as exc:
+                logger.warning("%s", exc)
+                return Sitemap(False, ())
+            finally:
+                self.gate.finished(host)
+            body.seek(0)
+            return parse_sitemap(body, max_bytes=self.crawl_settings.max_bytes, url=url)
 
     def _skip_unchanged(self, targets: list[Target], states: dict[str, PageState]) -> None:
         """Not refetched: the sitemap says these have not changed since we fetched them."""

@@ -18,9 +18,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import IO
 from urllib.parse import urljoin
 
 import httpx2
@@ -100,8 +101,11 @@ async def fetch_robots(
     return RobotsResponse(status=response.status_code, body=response.content[:512_000])
 
 
-async def fetch_sitemap(client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings) -> bytes:
-    """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``).
+async def fetch_sitemap(
+    client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings, into: IO[bytes]
+) -> int:
+    """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``) into a file as
+    they arrive: a large sitemap is never held whole. Returns how many were written.
 
     Raises:
         FetchError: unreachable, a timeout, a non-200 status, or too large.
@@ -113,7 +117,11 @@ async def fetch_sitemap(client: httpx2.AsyncClient, url: str, *, settings: Crawl
         ):
             if response.status_code != 200:
                 raise _bad_status(response, url)
-            return await _read_capped(response, url, settings.max_bytes)
+            size = 0
+            async for chunk in _capped_chunks(response, url, settings.max_bytes):
+                into.write(chunk)
+                size += len(chunk)
+            return size
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
 
@@ -336,6 +344,13 @@ async def _drain(response: httpx2.Response, limit: int = _DRAIN_LIMIT) -> None:
 
 async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> bytes:
     """The decompressed body, stopping as soon as it passes ``max_bytes`` (a gzip bomb included)."""
+    return b"".join([chunk async for chunk in _capped_chunks(response, url, max_bytes)])
+
+
+async def _capped_chunks(
+    response: httpx2.Response, url: str, max_bytes: int
+) -> AsyncIterator[bytes]:
+    """The decompressed body's chunks; ``TooLarge`` as soon as they pass ``max_bytes``."""
     declared = response.headers.get("content-length")
     if (
         declared
@@ -344,7 +359,6 @@ async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> b
         and "content-encoding" not in response.headers
     ):
         raise TooLarge(f"{url} is {declared} bytes, over crawl.max_bytes={max_bytes}", url=url)
-    chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
@@ -352,8 +366,7 @@ async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> b
             raise TooLarge(
                 f"{url} passed crawl.max_bytes={max_bytes} (after decompression)", url=url
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -551,7 +551,12 @@ def urlset(entries: Iterable[tuple[str, str | None]], *, gzipped: bool = False) 
     return send
 
 
-def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(tmp_path):
+@pytest.mark.parametrize("spool", [64, None], ids=["spooled-to-disk", "in-memory"])
+def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(
+    tmp_path, monkeypatch, spool
+):
+    if spool is not None:  # each sitemap goes to a temporary file past 64 bytes
+        monkeypatch.setattr("pipeline.crawler._SITEMAP_SPOOL", spool)
     lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
 
     index = (

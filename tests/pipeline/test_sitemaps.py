@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import zlib
 from datetime import UTC, datetime
 
 from pipeline.sitemaps import SitemapEntry, parse_sitemap
@@ -40,3 +42,29 @@ def test_entity_expansion_and_garbage_are_refused_not_expanded():
     assert parse_sitemap(laughs, max_bytes=10_000).entries == ()
     assert parse_sitemap(b"<html>not xml", max_bytes=10_000).entries == ()
     assert parse_sitemap(b"<rss><item/></rss>", max_bytes=10_000).entries == ()
+
+
+def test_a_file_is_read_from_where_it_stands():
+    for body in (URLSET, gzip.compress(URLSET)):
+        file = io.BytesIO(b"ignored" + body)
+        file.seek(len(b"ignored"))
+        assert parse_sitemap(file, max_bytes=10_000) == parse_sitemap(body, max_bytes=10_000)
+        assert len(parse_sitemap(body, max_bytes=10_000).entries) == 3
+
+
+def test_a_gzip_bomb_in_a_file_is_not_inflated_whole():
+    """200 MB of spaces zip to ~200 KB; past max_bytes the reading stops, well before the end."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [packer.compress(URLSET[:-9])]
+    parts += [packer.compress(b" " * (1 << 20)) for _ in range(200)]
+    bomb = b"".join([*parts, packer.compress(b"</urlset>"), packer.flush()])
+    file = io.BytesIO(bomb)
+    assert parse_sitemap(file, max_bytes=100_000).entries == ()
+    assert file.tell() < len(bomb) // 2
+    assert len(parse_sitemap(bomb, max_bytes=300_000_000).entries) == 3  # under the cap: read
+
+
+def test_a_truncated_gzip_sitemap_is_an_empty_one():
+    cut = gzip.compress(URLSET)[:40]
+    assert parse_sitemap(cut, max_bytes=10_000).entries == ()
+    assert parse_sitemap(io.BytesIO(cut), max_bytes=10_000).entries == ()
