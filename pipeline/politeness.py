@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,16 @@ class RobotsResponse:
     body: bytes = b""
 
 
+#: ``scheme://netloc`` of a plain http(s) URL, exactly as ``urlsplit`` gives them: every page
+#: asks for its robots.txt, and ``urlsplit`` was 1.6 % of an all-304 recrawl.
+_PLAIN_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?=[/?#]|\Z)")
+
+
 def robots_url(url: str) -> str:
     """The robots.txt URL governing ``url``."""
+    plain = _PLAIN_ORIGIN.match(url)
+    if plain is not None:
+        return f"{plain.group()}/robots.txt"
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/robots.txt"
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pipeline.config import DEFAULT_STRIP_PARAMS, SiteConfig
 from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason
 from pipeline.models import Card, Link, ListingPage, Target
+from pipeline.politeness import robots_url
 from pipeline.store import Store
 
 T0 = datetime(2025, 11, 20, tzinfo=UTC)
@@ -108,6 +109,22 @@ def test_a_url_s_host_and_scope_are_what_urlsplit_gives(scheme, netloc, rest):
     else:
         want = None if (parts.hostname or "").lower() == "site.test" else "host"
     assert out_of_scope_reason(url, site) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP", "ftp", " http"]),
+    netloc=st.sampled_from(
+        ["site.test", "Site.test:8080", "u:p@site.test", "[::1]:80", "a.b.", "", "h_x.test", "h\tx"]
+    ),
+    rest=st.sampled_from(["", "/", "/a?b", "?q", "#f", ":", "/p:q@r", "/a\nb"]),
+)
+def test_a_url_s_robots_txt_is_at_the_origin_urlsplit_gives(scheme, netloc, rest):
+    from urllib.parse import urlsplit
+
+    url = f"{scheme}://{netloc}{rest}"
+    parts = urlsplit(url)
+    assert robots_url(url) == f"{parts.scheme}://{parts.netloc}/robots.txt"
 
 
 @pytest.mark.parametrize(
