@@ -5,8 +5,8 @@ no entity expansion) and a size cap on the decompressed bytes, so a hostile site
 blow up memory nor expand entities. Anything unparseable is an empty sitemap, logged. The XML is
 read as a stream, one ``<url>`` at a time: a whole tree of a 100,000-URL sitemap took 35 MB more
 than its entries. The crawl hands it a file the body was spooled to as it arrived, not the body:
-a 100,000-URL sitemap is ~14 MB of XML, and holding it (and, while it was joined, its pieces)
-raised the crawl's peak memory by about three times that.
+reading a 100,000-URL sitemap (15 MB of XML) raised the crawl's peak memory by 39 MB when it was
+held whole, by 24.5 MB (its entries) from a file.
 """
 
 from __future__ import annotations
