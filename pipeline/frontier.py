@@ -32,7 +32,7 @@ from pipeline.models import (
 )
 from pipeline.sitemaps import SitemapEntry, newest_first
 
-__all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason"]
+__all__ = ["Frontier", "FrontierQueue", "canonicalize_url", "out_of_scope_reason", "plain_origin"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,15 @@ def _canonicalize(url: str, strip_params: Sequence[str]) -> str:
         netloc = netloc.rsplit(":", 1)[0]
     cleaned = urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
     return _w3lib_canonicalize(cleaned, keep_fragments=False)
+
+
+def plain_origin(url: str) -> str | None:
+    """``scheme://netloc`` of a plain http(s) URL (``_PLAIN_NETLOC``, lower-case scheme), exactly
+    as ``urlsplit`` gives them; None for any other URL, which needs ``urlsplit``."""
+    plain = _PLAIN_NETLOC.match(url)
+    if plain is None or not url.startswith(("http://", "https://")):
+        return None
+    return plain.group()
 
 
 def out_of_scope_reason(url: str, site: SiteConfig) -> str | None:

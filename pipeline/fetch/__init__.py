@@ -103,9 +103,9 @@ async def fetch_robots(
 
 async def fetch_sitemap(
     client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings, into: IO[bytes]
-) -> int:
+) -> None:
     """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``) into a file as
-    they arrive: a large sitemap is never held whole. Returns how many were written.
+    they arrive: a large sitemap is never held whole.
 
     Raises:
         FetchError: unreachable, a timeout, a non-200 status, or too large.
@@ -117,11 +117,8 @@ async def fetch_sitemap(
         ):
             if response.status_code != 200:
                 raise _bad_status(response, url)
-            size = 0
             async for chunk in _capped_chunks(response, url, settings.max_bytes):
                 into.write(chunk)
-                size += len(chunk)
-            return size
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
 
