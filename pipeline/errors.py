@@ -38,7 +38,24 @@ __all__ = [
 
 
 class PipelineError(Exception):
-    """Base class of every error crawldex raises on purpose."""
+    """Base class of every error crawldex raises on purpose.
+
+    Each pickles with its attributes (a fetch worker's errors reach the crawl as pickles):
+    ``Exception``'s own pickling calls the class with ``args`` alone, which the keyword-only
+    arguments below refuse.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(
+    cls: type[PipelineError], args: tuple[object, ...], state: dict[str, object]
+) -> PipelineError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(PipelineError):
