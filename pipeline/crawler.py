@@ -45,7 +45,7 @@ from pipeline.politeness import HostGate, RobotsCache
 from pipeline.recrawl import ListingPlan, Recrawl
 from pipeline.sitemaps import Sitemap, SitemapEntry, newest_first, parse_sitemap
 from pipeline.store import Store
-from pipeline.workers import ExtractWorkers, worker_count
+from pipeline.workers import PageWorkers, extract_here, worker_count
 
 __all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
 
@@ -161,8 +161,8 @@ class Crawler:
         self._unmodified_since = 0.0
         # the recrawl policy (listing watermark, refetch intervals) on the run's clock
         self.recrawl = Recrawl(crawl, store.recrawl, canonical=self.frontier.canonical, clock=clock)
-        self.workers = ExtractWorkers(
-            sites, workers=worker_count(crawl.extract_workers), timeout=crawl.extract_timeout
+        self.workers = PageWorkers(
+            sites, crawl, workers=worker_count(crawl.extract_workers), timeout=crawl.extract_timeout
         )
 
     async def crawl(self) -> None:
@@ -402,15 +402,25 @@ class Crawler:
     async def _fetch_and_store(self, target: Target, host: str) -> str:
         site = self.sites[target.site]
         self.requests[host] += 1
-        fetched = await fetch_page(
-            self.client,
-            target,
-            settings=self.crawl_settings,
-            scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
-            validators=self.store.queue.validators(target.url),
-            on_retry_after=lambda seconds: self.gate.block(host, seconds),
-        )
-        if fetched.not_modified:
+        validators = self.store.queue.validators(target.url)
+
+        def on_retry_after(seconds: float) -> None:
+            self.gate.block(host, seconds)
+
+        answer = await self.workers.fetch(target, validators, on_retry_after)
+        if answer is None:  # a small crawl, no worker could start, or each holds its share
+            fetched = await fetch_page(
+                self.client,
+                target,
+                settings=self.crawl_settings,
+                scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
+                validators=validators,
+                on_retry_after=on_retry_after,
+            )
+            extraction = None if fetched.not_modified else extract_here(fetched, target, site)
+        else:
+            fetched, extraction = answer
+        if extraction is None:  # a 304: nothing to extract
             self.report.not_modified += 1
             if not self._unmodified:
                 self._unmodified_since = time.monotonic()
@@ -418,7 +428,7 @@ class Crawler:
             return "not_modified"
         self.report.pages_fetched += 1
         self.report.bytes += fetched.size
-        page, record = await self.workers.extract(fetched, target)
+        page, record = extraction
         links = self.frontier.links_from(target, page)
         with self.store.transaction():
             plan = self._recrawl_plan(target, page, record, links)

@@ -1,24 +1,32 @@
-"""Extract and normalize stages beside the crawl: child processes that turn pages into records.
+"""Fetch, extract and normalize beside the crawl: child processes that turn targets into records.
 
-Parsing a heavy page and reading its fields costs about 2 ms of Python, as much as fetching,
-storing and queueing it together; in the crawl's own interpreter it runs on the core that also
-drives the event loop, so the crawl runs at the speed of one core while the second idles between
-the index process's batches. ``ExtractWorkers`` sends each fetched page (its text, URL, target and
-site name) to a child process and awaits the page and record it sends back; the event loop fetches
-and stores other pages meanwhile.
+Fetching a page through httpx2, parsing it and reading its fields costs about 2.5 ms of Python,
+more than storing and queueing it; in the crawl's own interpreter it runs on the core that also
+drives the event loop, so the crawl runs at the speed of one core while the second idles. An
+unchanged recrawl is worse: it is all 304s, and the fetch path is half of each. ``PageWorkers``
+sends each target the crawl has claimed (with its validators) to a child process; the child
+fetches it with its own client, extracts and normalizes it, and sends back the fetch's outcome
+(the page without its text) and the record. The crawl process keeps the frontier, the host gate,
+robots.txt and the store: it decides what is fetched when, the children only do the work.
+It also fetches a share of the pages itself ("caller runs"): with all of them sent to one child,
+an unchanged recrawl left the crawl's loop idle half the time, waiting.
 
-A small crawl never pays for a process: the children start once the crawl has fetched
-``START_AFTER`` pages, and pages are extracted in the crawl's process until one answers.
-``crawl.extract_workers`` 0 keeps all extraction in the crawl's process.
+A small crawl never pays for a process: the children start once the crawl has started
+``START_AFTER`` pages, and pages are fetched and extracted in the crawl's process until one
+answers (``fetch`` returns None: the caller does it). ``crawl.extract_workers`` 0 keeps it all in
+the crawl's process.
 
 The children are ``python`` processes speaking length-prefixed pickles over their stdin and
 stdout, not a ``ProcessPoolExecutor``: a pool's workers outlive a crawl killed with ``kill -9``
 (they wait on a queue they hold both ends of), where these read end-of-file and exit. A child
-answers in order, one page at a time, so the page it was on when it died (a parser crash) or
-overran ``crawl.extract_timeout`` (a page that takes the parser forever) is known: that page
-fails, counted as ``extract_crashed`` or ``extract_timeout``, and the pages queued behind it
-go to a new child. Each child runs in its own process group: Ctrl-C at a terminal is the
-crawl's to handle, and in-flight pages still get extracted.
+fetches many pages at once and answers each as it is done, by its job number; it extracts one
+page at a time and says which before it starts, so the page it was on when it died (a parser
+crash) or overran ``crawl.extract_timeout`` (a page that takes the parser forever) is known: that
+page fails, counted as ``extract_crashed`` or ``extract_timeout``, and the pages it was still
+fetching go to a new child. A child that dies with no page on the parser (killed from outside)
+hands all its pages on; one that was in flight in ``_MAX_DEATHS`` such deaths fails. A
+Retry-After a child receives reaches the crawl's host gate at once. Each child runs in its own
+process group: Ctrl-C at a terminal is the crawl's to handle, and in-flight pages still finish.
 """
 
 from __future__ import annotations
@@ -26,28 +34,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
+import math
 import os
 import pickle
 import struct
 import sys
 import traceback
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import IO, Any
 
-from pipeline.config import SiteConfig
-from pipeline.errors import ExtractError
+from pipeline.config import CrawlSettings, SiteConfig
+from pipeline.errors import ExtractError, FetchError, PageSkipped
 from pipeline.extract import extract_page
-from pipeline.models import ArticleRecord, Extracted, Fetched, Target, TopicPageRecord
+from pipeline.fetch import fetch_page, make_client
+from pipeline.frontier import canonicalize_url, out_of_scope_reason
+from pipeline.models import (
+    ArticleRecord,
+    Extracted,
+    Fetched,
+    Target,
+    TopicPageRecord,
+    Validators,
+)
 from pipeline.normalize import normalize
 
 __all__ = [
     "START_AFTER",
-    "ExtractWorkers",
+    "Answer",
     "Extraction",
+    "PageWorkers",
     "WorkerError",
     "extract_here",
     "worker_count",
@@ -55,7 +74,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Pages the crawl extracts itself before it starts the children.
+#: Pages the crawl fetches and extracts itself before it starts the children.
 START_AFTER = 64
 #: The child's program (``-m pipeline.workers`` would import this module twice).
 _CHILD = "import sys; from pipeline.workers import main; sys.exit(main(sys.argv[1:]))"
@@ -63,10 +82,27 @@ _HEADER = struct.Struct("!I")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _READY = b"ready"
 _CLOSE_SECONDS = 5.0  # a child given this long to exit after its stdin closes, then killed
-_PIPE_BYTES = 1 << 20  # a page (~50 KB) goes down the pipe in one write, not 64 KB slices
+_PIPE_BYTES = 1 << 20  # frames go down the pipe in one write, not 64 KB slices
+#: Deaths of children a page may be in flight for, none of them its fault, before it fails.
+_MAX_DEATHS = 2
+#: The share of ``crawl.concurrency`` the crawl's process fetches itself when its children hold
+#: the rest. Measured on a 20k-article site, 2 cores, concurrency 16, one child (bench/README):
+#: an all-304 recrawl left the crawl's loop idle half the time waiting on the child without it
+#: (10.6 s), 9.2-9.4 s with a quarter, 9.5-9.7 s with half; the first crawl was unchanged.
+_CALLER_SHARE = 0.25
+
+# What a child sends about a job: (job number, one of these, a value).
+_DONE = 0  # (Fetched without its text, Extraction or None for a 304)
+_EXTRACTING = 1  # None: the page is on the parser now
+_RETRY_AFTER = 2  # seconds, for the host gate
+_FAILED = 3  # the FetchError or PageSkipped the fetch raised
+_RAISED = 4  # the traceback text of anything else (a bug: the crawl counts an error)
 
 Extraction = tuple[Extracted, ArticleRecord | TopicPageRecord | None]
 """What a page becomes: the extracted page and its record (None for pages that are neither)."""
+Answer = tuple[Fetched, Extraction | None]
+"""A child's answer: the fetch's outcome (its ``text`` left behind) and, unless the page was not
+modified, its extraction."""
 
 
 def worker_count(setting: int | None) -> int:
@@ -79,52 +115,65 @@ def worker_count(setting: int | None) -> int:
 
 
 class WorkerError(Exception):
-    """Extraction raised in a child; the message holds the child's traceback."""
+    """Fetching or extraction raised in a child; the message holds the child's traceback."""
 
 
 def extract_here(fetched: Fetched, target: Target, site: SiteConfig) -> Extraction:
     """Extract and normalize a page in this process."""
-    return _extract(fetched.text, fetched.url, target, fetched.fetched_at, site)
+    page = extract_page(fetched.text, fetched.url, selectors=site.selectors)
+    return page, normalize(page, target, fetched_at=fetched.fetched_at, site=site)
 
 
-def _extract(
-    text: str, url: str, target: Target, fetched_at: datetime, site: SiteConfig
-) -> Extraction:
-    page = extract_page(text, url, selectors=site.selectors)
-    return page, normalize(page, target, fetched_at=fetched_at, site=site)
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
+    number: int
     frame: bytes
-    url: str
-    future: asyncio.Future[Extraction]
+    target: Target
+    future: asyncio.Future[Answer | None]
+    on_retry_after: Callable[[float], None] | None
+    deaths: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Child:
     process: asyncio.subprocess.Process
-    jobs: deque[_Job] = field(default_factory=deque)  # sent and not answered, in order
+    jobs: dict[int, _Job] = field(default_factory=dict)  # sent and not answered
+    extracting: _Job | None = None  # the page on its parser, as it last said
     ready: bool = False
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # ready, or dead
     timed_out: bool = False
     reader: asyncio.Task[None] | None = None
     watchdog: asyncio.TimerHandle | None = None
+    outbox: list[bytes] = field(default_factory=list)  # frames for its stdin, sent together
 
 
-class ExtractWorkers:
-    """The extraction children of one crawl (``Crawler`` drives it inside its event loop).
+class PageWorkers:
+    """The fetching and extracting children of one crawl (``Crawler`` drives it inside its event
+    loop).
 
-    ``extract`` is the one call: it counts pages, starts the children after ``START_AFTER`` of
-    them, and extracts in this process until a child is ready. ``close`` ends the children.
+    ``fetch`` is the one call: it counts pages, starts the children after ``START_AFTER`` of
+    them, and returns None (fetch it yourself) until a child is ready, and whenever every child
+    already holds its share of ``crawl.concurrency`` (``_CALLER_SHARE``). ``close`` ends them.
     """
 
-    def __init__(self, sites: Sequence[SiteConfig], *, workers: int, timeout: float) -> None:
-        self._sites = {s.name: s for s in sites}
+    def __init__(
+        self,
+        sites: Sequence[SiteConfig],
+        settings: CrawlSettings,
+        *,
+        workers: int,
+        timeout: float,
+    ) -> None:
+        self._sites = list(sites)
+        self._settings = settings
         self._wanted = workers
         self._timeout = timeout
+        # pages a child holds at most; past that the crawl's process fetches them itself
+        share = settings.concurrency * (1 - _CALLER_SHARE) / max(workers, 1)
+        self._depth = max(1, math.ceil(share))
         self._children: list[_Child] = []
         self._readers: set[asyncio.Task[None]] = set()  # until each has settled its child
+        self._numbers = itertools.count()
         self._pages = 0
         self._closed = False
         self._starting: asyncio.Task[None] | None = None
@@ -150,25 +199,42 @@ class ExtractWorkers:
             for child in list(self._children):
                 await child.settled.wait()
 
-    async def extract(self, fetched: Fetched, target: Target) -> Extraction:
-        """The page and record of a fetched page, from a child when one is ready.
+    async def fetch(
+        self,
+        target: Target,
+        validators: Validators | None = None,
+        on_retry_after: Callable[[float], None] | None = None,
+    ) -> Answer | None:
+        """Fetch, extract and normalize ``target`` in a child, when one is ready.
+
+        Args:
+            target: the claimed page.
+            validators: ETag / Last-Modified for a conditional GET.
+            on_retry_after: told the seconds of each Retry-After the child receives, at once.
+
+        Returns:
+            The fetched page (without its text) and its extraction (None on a 304); None when
+            no child took it (none ready, every one holding its share, or none left to take
+            it): the caller fetches it.
 
         Raises:
+            FetchError, PageSkipped: as ``pipeline.fetch.fetch_page`` raises them.
             ExtractError: the child died on this page (``extract_crashed``) or took longer
-                than ``crawl.extract_timeout`` (``extract_timeout``).
-            WorkerError: extraction raised in the child (a bug: the crawl counts an error).
+                than ``crawl.extract_timeout`` on it (``extract_timeout``).
+            WorkerError: fetching or extraction raised in the child (a bug: the crawl counts
+                an error).
         """
         self._pages += 1
         if self._pages > START_AFTER and self._starting is None and self._can_start:
             self._starting = asyncio.create_task(self._start_all())
         child = self._least_busy()
-        if child is None:
-            return extract_here(fetched, target, self._sites[target.site])
-        payload = (fetched.text, fetched.url, target, fetched.fetched_at)
-        future = asyncio.get_running_loop().create_future()
-        job = _Job(pickle.dumps(payload, _PROTOCOL), fetched.url, future)
-        self._send(child, job)
-        return await job.future
+        if child is None or len(child.jobs) >= self._depth:
+            return None  # none ready, or every one busy enough: the crawl's process takes it
+        number = next(self._numbers)
+        frame = pickle.dumps((number, target, validators), _PROTOCOL)
+        future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+        self._send(child, _Job(number, frame, target, future, on_retry_after))
+        return await future
 
     @property
     def _can_start(self) -> bool:
@@ -198,7 +264,7 @@ class ExtractWorkers:
                 process_group=0,  # not the terminal's foreground group: Ctrl-C is the crawl's
             )
         except OSError as exc:
-            logger.warning("cannot extract beside the crawl (%s); extracting in the crawl", exc)
+            logger.warning("cannot fetch beside the crawl (%s); fetching in the crawl", exc)
             self._closed = True
             return None
         child = _Child(process)
@@ -206,34 +272,45 @@ class ExtractWorkers:
         self._started += 1
         assert process.stdin is not None
         _widen(process.stdin.transport.get_extra_info("pipe"))
-        process.stdin.write(_frame(pickle.dumps(list(self._sites.values()), _PROTOCOL)))
+        process.stdin.write(_frame(pickle.dumps((self._sites, self._settings), _PROTOCOL)))
         child.reader = asyncio.create_task(self._read(child))
         self._readers.add(child.reader)
         child.reader.add_done_callback(self._readers.discard)
         return child
 
     def _send(self, child: _Child, job: _Job) -> None:
-        child.jobs.append(job)
-        if len(child.jobs) == 1:
-            self._watch(child)
-        stdin = child.process.stdin
-        assert stdin is not None
-        stdin.write(_frame(job.frame))  # the pipe's buffer grows; the child reads in order
+        """Queue ``job`` for ``child``; the frames queued in one pass of the event loop go down
+        its stdin in one write (a recrawl sends thousands of small jobs a second)."""
+        child.jobs[job.number] = job
+        if not child.outbox:
+            asyncio.get_running_loop().call_soon(self._flush, child)
+        child.outbox.append(_frame(job.frame))
 
-    def _watch(self, child: _Child) -> None:
-        """Time the job at the head of the child's queue: the one it is working on."""
+    @staticmethod
+    def _flush(child: _Child) -> None:
+        frames, child.outbox = child.outbox, []
+        stdin = child.process.stdin
+        if not frames:
+            return
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(b"".join(frames))  # the pipe's buffer grows; the child reads in order
+
+    def _extracting(self, child: _Child, job: _Job | None) -> None:
+        """Note the page on the child's parser, and time it."""
+        child.extracting = job
         if child.watchdog is not None:
             child.watchdog.cancel()
             child.watchdog = None
-        if child.jobs:
-            head = child.jobs[0]
+        if job is not None:
             loop = asyncio.get_running_loop()
-            child.watchdog = loop.call_later(self._timeout, self._overran, child, head)
+            child.watchdog = loop.call_later(self._timeout, self._overran, child, job)
 
     def _overran(self, child: _Child, job: _Job) -> None:
-        if child.jobs and child.jobs[0] is job and child.process.returncode is None:
+        if child.extracting is job and child.process.returncode is None:
             logger.warning(
-                "extraction of %s took over %s s; restarting its worker", job.url, self._timeout
+                "extraction of %s took over %s s; restarting its worker",
+                job.target.url,
+                self._timeout,
             )
             child.timed_out = True
             child.process.kill()
@@ -243,19 +320,28 @@ class ExtractWorkers:
         stdout = child.process.stdout
         assert stdout is not None
         try:
-            while True:
-                size = _HEADER.unpack(await stdout.readexactly(_HEADER.size))[0]
-                body = await stdout.readexactly(size)
+            async for body in _frames(stdout):
                 if not child.ready:
                     child.ready = body == _READY
                     child.settled.set()
                     continue
-                job = child.jobs.popleft()
-                self._watch(child)
-                self._answered += 1
-                if not job.future.done():
-                    _settle(job, pickle.loads(body))
-        except (asyncio.IncompleteReadError, ConnectionError):
+                number, kind, value = pickle.loads(body)
+                job = child.jobs.get(number)
+                if job is None:
+                    continue
+                if kind == _EXTRACTING:
+                    self._extracting(child, job)
+                elif kind == _RETRY_AFTER:
+                    if job.on_retry_after is not None:
+                        job.on_retry_after(value)
+                else:
+                    del child.jobs[number]
+                    if child.extracting is job:
+                        self._extracting(child, None)
+                    self._answered += kind == _DONE and value[1] is not None
+                    if not job.future.done():
+                        _settle(job, kind, value)
+        except ConnectionError:
             pass
         await self._died(child)
 
@@ -263,33 +349,33 @@ class ExtractWorkers:
         self._children.remove(child)  # no new page goes to it
         code = await child.process.wait()
         child.settled.set()
-        if child.watchdog is not None:
-            child.watchdog.cancel()
-        jobs = list(child.jobs)
+        culprit = child.extracting
+        self._extracting(child, None)
+        jobs = [job for job in child.jobs.values() if job is not culprit]
         child.jobs.clear()
-        if self._closed and not jobs:
+        if self._closed and not jobs and culprit is None:
             return
-        if not child.ready:  # it could not even start: this crawl extracts in its own process
+        if not child.ready:  # it could not even start: this crawl fetches in its own process
             logger.warning(
-                "an extraction worker failed to start (exit status %s); extracting in the "
-                "crawl's process",
+                "a fetch worker failed to start (exit status %s); fetching in the crawl's process",
                 code,
             )
             self._closed = True
             for job in jobs:
-                _run_here(job, self._sites)
+                _hand_back(job)
             return
-        if jobs:  # the page it was on: the one that crashed it or overran
-            head = jobs.pop(0)
+        if culprit is not None:  # the page on its parser: the one that crashed it or overran
             reason = "extract_timeout" if child.timed_out else "extract_crashed"
             detail = f"over {self._timeout:g} s" if child.timed_out else f"exit status {code}"
-            message = f"extraction of {head.url} failed: {reason} ({detail})"
-            head.future.set_exception(ExtractError(message, url=head.url, reason=reason))
+            _crashed(culprit, reason, detail)
         self.restarts += 1
         replacement = None if self._closed else await self._start_child()
-        for job in jobs:  # queued behind it: not at fault
-            if replacement is None:
-                _run_here(job, self._sites)
+        for job in jobs:  # still fetching: not at fault, unless it keeps being there
+            job.deaths += culprit is None
+            if job.deaths >= _MAX_DEATHS:
+                _crashed(job, "extract_crashed", f"{job.deaths} workers died with it")
+            elif replacement is None:
+                _hand_back(job)
             else:
                 self._send(replacement, job)
 
@@ -321,17 +407,26 @@ class ExtractWorkers:
             await asyncio.gather(*self._readers, return_exceptions=True)
 
 
-def _settle(job: _Job, answer: Any) -> None:
-    if isinstance(answer, str):
-        job.future.set_exception(WorkerError(f"extraction of {job.url} raised:\n{answer}"))
+def _settle(job: _Job, kind: int, value: Any) -> None:
+    if kind == _DONE:
+        job.future.set_result(value)
+    elif kind == _FAILED:
+        job.future.set_exception(value)
     else:
-        job.future.set_result(answer)
+        job.future.set_exception(WorkerError(f"fetching {job.target.url} raised:\n{value}"))
 
 
-def _run_here(job: _Job, sites: dict[str, SiteConfig]) -> None:
-    """Extract a job's page in this process (no worker left to take it), as a worker would."""
+def _crashed(job: _Job, reason: str, detail: str) -> None:
     if not job.future.done():
-        _settle(job, _work(job.frame, sites))
+        url = job.target.url
+        message = f"extraction of {url} failed: {reason} ({detail})"
+        job.future.set_exception(ExtractError(message, url=url, reason=reason))
+
+
+def _hand_back(job: _Job) -> None:
+    """No child left to take ``job``: its caller fetches it (``fetch`` returns None)."""
+    if not job.future.done():
+        job.future.set_result(None)
 
 
 def _widen(pipe: Any) -> None:
@@ -347,49 +442,126 @@ def _frame(body: bytes) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    size = _HEADER.unpack(header)[0]
-    body = stream.read(size)
-    return body if len(body) == size else None
+async def _frames(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """The whole frames of ``stream`` until its end, every frame that has arrived taken at each
+    read (not two reads a frame)."""
+    pending = bytearray()
+    while chunk := await stream.read(_PIPE_BYTES):
+        pending += chunk
+        start = 0
+        while len(pending) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(pending, start)
+            end = start + _HEADER.size + size
+            if end > len(pending):
+                break
+            yield bytes(pending[start + _HEADER.size : end])
+            start = end
+        del pending[:start]
 
 
-def _work(frame: bytes, sites: dict[str, SiteConfig]) -> Any:
-    """One page's answer: ``(page, record)``, or the traceback text when extraction raised."""
-    text, url, target, fetched_at = pickle.loads(frame)
+# -- the child ---------------------------------------------------------------------------------
+class _Answers:
+    """The child's side of its stdout: a frame per message, the frames of one pass of the event
+    loop written together; ``flush`` at once before the loop blocks (extraction)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._frames: list[bytes] = []
+
+    def ready(self) -> None:
+        self._frames.append(_frame(_READY))
+        self.flush()
+
+    def send(self, number: int, kind: int, value: Any) -> None:
+        try:
+            body = pickle.dumps((number, kind, value), _PROTOCOL)
+        except Exception:  # noqa: BLE001 - what cannot be pickled is a bug; the job is answered
+            body = pickle.dumps((number, _RAISED, traceback.format_exc()), _PROTOCOL)
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(_frame(body))
+
+    def flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if not frames:
+            return
+        try:
+            self._stream.write(b"".join(frames))
+            self._stream.flush()
+        except BrokenPipeError:  # the crawl is gone (killed): nobody to answer, nothing to keep
+            os._exit(0)
+
+
+async def _work(
+    client: Any,
+    job: tuple[int, Target, Validators | None],
+    sites: dict[str, SiteConfig],
+    settings: CrawlSettings,
+    answers: _Answers,
+) -> None:
+    """One page: fetched, then (unless not modified) extracted, and answered."""
+    number, target, validators = job
     try:
-        return _extract(text, url, target, fetched_at, sites[target.site])
+        site = sites[target.site]
+        canonical = partial(canonicalize_url, strip_params=settings.strip_params)
+        fetched = await fetch_page(
+            client,
+            target,
+            settings=settings,
+            scope=lambda url: out_of_scope_reason(canonical(url), site),
+            validators=validators,
+            on_retry_after=lambda seconds: answers.send(number, _RETRY_AFTER, seconds),
+        )
+        extraction = None
+        if not fetched.not_modified:
+            answers.send(number, _EXTRACTING, None)
+            answers.flush()  # the crawl times the parser from now
+            extraction = extract_here(fetched, target, site)
+            fetched = replace(fetched, text="")  # the crawl needs the record, not the page
+    except (FetchError, PageSkipped) as exc:
+        answers.send(number, _FAILED, exc)
     except Exception:  # noqa: BLE001 - the crawl counts it; this process goes on
-        return traceback.format_exc()
+        answers.send(number, _RAISED, traceback.format_exc())
+    else:
+        answers.send(number, _DONE, (fetched, extraction))
+
+
+async def _serve(pages: IO[bytes], answers: _Answers) -> None:
+    """Read the sites and settings, say ready, then take one job per frame until end of file;
+    answer each when done."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_PIPE_BYTES)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pages)
+    frames = _frames(reader)
+    first = await anext(frames, None)
+    if first is None:
+        return
+    site_list, settings = pickle.loads(first)
+    sites = {s.name: s for s in site_list}
+    tasks: set[asyncio.Task[None]] = set()
+    async with make_client(settings) as client:
+        answers.ready()
+        async for body in frames:
+            task = asyncio.create_task(_work(client, pickle.loads(body), sites, settings, answers))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)  # the crawl closed our stdin: finish what it sent
+        answers.flush()
 
 
 def main(argv: list[str]) -> int:
-    """The child's entry point: site configs in the first frame on stdin, then one page per
-    frame; one answer frame per page on stdout, in order. Exits at end of file."""
+    """The child's entry point: the sites and crawl settings in the first frame on stdin, then
+    one job per frame; its answers on stdout, each job's as it is done. Exits at end of file."""
     logging.basicConfig(
         level=int(argv[0]) if argv else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    _widen(answers)
+    stream = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    _widen(stream)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break a frame
-    pages = sys.stdin.buffer
-    first = _read_frame(pages)
-    if first is None:
-        return 0
-    sites = {s.name: s for s in pickle.loads(first)}
-    try:
-        answers.write(_frame(_READY))
-        answers.flush()
-        while (frame := _read_frame(pages)) is not None:
-            answers.write(_frame(pickle.dumps(_work(frame, sites), _PROTOCOL)))
-            answers.flush()
-    except BrokenPipeError:  # the crawl is gone: nobody to answer
-        os.dup2(os.open(os.devnull, os.O_WRONLY), answers.fileno())
+    asyncio.run(_serve(sys.stdin.buffer, _Answers(stream)))
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover - run as `python -c` by ExtractWorkers
+if __name__ == "__main__":  # pragma: no cover - run as `python -c` by PageWorkers
     raise SystemExit(main(sys.argv[1:]))

@@ -1,5 +1,6 @@
-"""Extraction beside the crawl: worker processes store what the crawl's own process would, and a
-page that crashes or hangs its worker fails alone, counted, while the pages behind it go on."""
+"""Fetching and extraction beside the crawl: worker processes store what the crawl's own process
+would, and a page that crashes or hangs its worker fails alone, counted, while the pages the
+worker was still fetching go to a new one."""
 
 from __future__ import annotations
 
@@ -9,20 +10,25 @@ import os
 import signal
 import sys
 import textwrap
-from datetime import UTC, datetime
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import pipeline.workers as workers_module
-from pipeline.config import SiteConfig
-from pipeline.errors import ExtractError
-from pipeline.models import ArticlePage, ArticleRecord, Fetched, OtherPage, Target
+from pipeline.config import CrawlSettings, SiteConfig
+from pipeline.errors import BadStatus, ExtractError, PageSkipped
+from pipeline.fetch import fetch_page, make_client
+from pipeline.models import ArticlePage, ArticleRecord, Fetched, OtherPage, Target, Validators
 from pipeline.run import export_records, run_once
-from pipeline.workers import ExtractWorkers, WorkerError, extract_here, worker_count
+from pipeline.workers import PageWorkers, WorkerError, extract_here, worker_count
 from tests.conftest import crawl_settings
 from tests.faults import (
+    Behaviour,
     FaultServer,
     Hit,
     Reply,
@@ -33,7 +39,6 @@ from tests.faults import (
 )
 
 SITE = SiteConfig.model_validate({"name": "demo", "start_urls": ["http://127.0.0.1:9/"]})
-AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def _slow_page(links: int = 30_000) -> str:
@@ -42,9 +47,41 @@ def _slow_page(links: int = 30_000) -> str:
     return f"<html><body><main><h1>Slow</h1>{body}</main></body></html>"
 
 
-def _fetched(url: str, text: str) -> tuple[Fetched, Target]:
-    target = Target(url=url, site="demo")
-    return Fetched(target, url, 200, text, "utf-8", AT, size=len(text)), target
+def _serve(body: str | bytes, status: int = 200, **headers: str) -> Behaviour:
+    data = body.encode() if isinstance(body, str) else body
+
+    def reply(_hit: Hit, out: Reply) -> None:
+        out.send(status, data, **headers)
+
+    return reply
+
+
+def _held(release: threading.Event, body: str) -> Behaviour:
+    """A page answered once ``release`` is set: one its worker is still fetching."""
+
+    def reply(_hit: Hit, out: Reply) -> None:
+        release.wait(60)
+        out.send(200, body.encode())
+
+    return reply
+
+
+def _target(server: FaultServer, path: str, site: str = "demo") -> Target:
+    return Target(url=server.url(path), site=site)
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll an observable condition inside the event loop; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)  # polling an observable condition with a deadline
+
+
+def _extracting(workers: PageWorkers) -> bool:
+    """Whether the (one) worker has said it has a page on its parser."""
+    return any(child.extracting is not None for child in workers._children)
 
 
 @pytest.fixture
@@ -53,8 +90,8 @@ def started_early(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers_module, "START_AFTER", 0)
 
 
-async def _ready(timeout: float = 60.0) -> ExtractWorkers:
-    workers = ExtractWorkers([SITE], workers=1, timeout=timeout)
+async def _ready(timeout: float = 60.0, **crawl: Any) -> PageWorkers:
+    workers = PageWorkers([SITE], CrawlSettings(**crawl), workers=1, timeout=timeout)
     await workers.prepare()
     assert len(workers.pids) == 1
     return workers
@@ -77,7 +114,9 @@ def test_a_crawl_extracting_in_a_worker_stores_the_same_records(
     alone = run_once(here)
     helped = run_once(beside)
     assert alone.extract == {"workers": 0, "pages": 0, "restarts": 0}
-    assert helped.extract == {"workers": 1, "pages": helped.pages_fetched, "restarts": 0}
+    assert (helped.extract["workers"], helped.extract["restarts"]) == (1, 0)
+    # the worker's share of the pages (the crawl's process fetches the rest: _CALLER_SHARE)
+    assert 0 < helped.extract["pages"] < helped.pages_fetched
     assert helped.pages_fetched == alone.pages_fetched > 40
     assert (helped.failed, helped.errors) == ({}, 0)
     records = _content(beside, tmp_path / "beside.jsonl")
@@ -118,35 +157,105 @@ def test_a_page_that_hangs_its_worker_fails_alone_and_the_crawl_goes_on(tmp_path
     assert sorted(r["url"].rsplit("/", 1)[-1] for r in articles_stored.values()) == ["0", "1", "2"]
 
 
-def test_a_page_whose_worker_dies_fails_and_the_pages_behind_it_are_extracted(started_early):
-    async def scenario() -> tuple[BaseException | None, list[Any], int]:
+def test_a_page_whose_worker_dies_fails_and_the_pages_it_was_fetching_go_to_a_new_one(
+    started_early,
+):
+    release = threading.Event()
+    routes = {
+        "/slow": _serve(_slow_page()),
+        **{f"/p{i}": _held(release, article_html(f"P{i}")) for i in range(3)},
+    }
+
+    async def scenario(server: FaultServer) -> tuple[BaseException, list[Any], int]:
         workers = await _ready()
         (victim_pid,) = workers.pids
-        slow = asyncio.ensure_future(workers.extract(*_fetched("http://e.test/slow", _slow_page())))
-        behind = [
-            asyncio.ensure_future(
-                workers.extract(*_fetched(f"http://e.test/p{i}", article_html(f"P{i}")))
-            )
-            for i in range(3)
-        ]
-        await asyncio.sleep(0)  # the frames go out
+        behind = [asyncio.ensure_future(workers.fetch(_target(server, f"/p{i}"))) for i in range(3)]
+        await _until(lambda: len(server.requests()) == 3, "the worker to ask for 3 pages")
+        slow = asyncio.ensure_future(workers.fetch(_target(server, "/slow")))
+        await _until(lambda: _extracting(workers), "the slow page on the worker's parser")
         os.kill(victim_pid, signal.SIGKILL)  # a parser crash, as the crawl sees it
-        results = await asyncio.gather(slow, *behind, return_exceptions=True)
+        (error,) = await asyncio.gather(slow, return_exceptions=True)
+        release.set()
+        answers = await asyncio.gather(*behind)
         restarts = workers.restarts
         assert len(workers.pids) == 1
         assert workers.pids != [victim_pid]
         await workers.close()
-        return results[0] if isinstance(results[0], BaseException) else None, results[1:], restarts
+        return error, answers, restarts
 
-    error, behind, restarts = asyncio.run(scenario())
+    with FaultServer(routes) as server:
+        error, answers, restarts = asyncio.run(scenario(server))
+        asked = [len(server.requests(f"/p{i}")) for i in range(3)]
     assert isinstance(error, ExtractError)
     assert error.reason == "extract_crashed"
     assert str(-signal.SIGKILL) in str(error)
     assert restarts == 1
-    for i, (page, record) in enumerate(behind):
+    assert asked == [2, 2, 2]  # fetched again by the new worker
+    for i, (fetched, (page, record)) in enumerate(answers):
+        assert fetched.status == 200
         assert isinstance(page, ArticlePage)
         assert isinstance(record, ArticleRecord)
         assert record.title == f"P{i}"
+
+
+def test_a_worker_holding_its_share_of_the_concurrency_leaves_the_next_page_to_the_crawl(
+    started_early,
+):
+    """Caller runs: with ``crawl.concurrency`` 4, one worker holds three pages at most; a
+    fourth is the crawl's own to fetch (``fetch`` returns None at once)."""
+    release = threading.Event()
+    routes = {f"/p{i}": _held(release, article_html(f"P{i}")) for i in range(4)}
+
+    async def scenario(server: FaultServer) -> tuple[Any, list[Any], int]:
+        workers = await _ready(concurrency=4)
+        held = [asyncio.ensure_future(workers.fetch(_target(server, f"/p{i}"))) for i in range(3)]
+        await _until(lambda: len(server.requests()) == 3, "the worker to ask for 3 pages")
+        fourth = await workers.fetch(_target(server, "/p3"))
+        release.set()
+        answers = await asyncio.gather(*held)
+        after = await workers.fetch(_target(server, "/p3"))  # room again
+        await workers.close()
+        return fourth, answers, after
+
+    with FaultServer(routes) as server:
+        try:
+            fourth, answers, after = asyncio.run(scenario(server))
+        finally:
+            release.set()
+    assert fourth is None
+    assert [record.title for _f, (_p, record) in answers] == ["P0", "P1", "P2"]
+    assert after[1][1].title == "P3"
+
+
+def test_a_page_in_flight_when_workers_keep_dying_fails_after_two(started_early):
+    """Deaths no page on the parser explains (the worker killed from outside) hand a page on,
+    but not forever."""
+    release = threading.Event()
+
+    async def scenario(server: FaultServer) -> tuple[BaseException, int]:
+        workers = await _ready()
+        held = asyncio.ensure_future(workers.fetch(_target(server, "/held")))
+        await _until(lambda: len(server.requests()) == 1, "the first request")
+        (first,) = workers.pids
+        os.kill(first, signal.SIGKILL)
+        await _until(lambda: len(server.requests()) == 2, "the page asked for again")
+        (second,) = workers.pids
+        assert second != first
+        os.kill(second, signal.SIGKILL)
+        (error,) = await asyncio.gather(held, return_exceptions=True)
+        restarts = workers.restarts
+        await workers.close()
+        return error, restarts
+
+    with FaultServer({"/held": _held(release, article_html("Held"))}) as server:
+        try:
+            error, restarts = asyncio.run(scenario(server))
+        finally:
+            release.set()
+    assert isinstance(error, ExtractError)
+    assert error.reason == "extract_crashed"
+    assert "2 workers died with it" in str(error)
+    assert restarts == 2
 
 
 def test_a_worker_replaced_as_the_crawl_closes_is_ended_before_close_returns(
@@ -164,11 +273,11 @@ def test_a_worker_replaced_as_the_crawl_closes_is_ended_before_close_returns(
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
 
-    async def scenario() -> tuple[list[int | None], list[asyncio.Task[Any]], int]:
+    async def scenario(server: FaultServer) -> tuple[list[int | None], list[Any], int]:
         workers = await _ready()
         (victim_pid,) = workers.pids
-        slow = asyncio.ensure_future(workers.extract(*_fetched("http://e.test/slow", _slow_page())))
-        await asyncio.sleep(0)  # the frame goes out
+        slow = asyncio.ensure_future(workers.fetch(_target(server, "/slow")))
+        await _until(lambda: _extracting(workers), "the slow page on the worker's parser")
         os.kill(victim_pid, signal.SIGKILL)
         with pytest.raises(ExtractError):
             await slow  # failed as the worker's death is seen; its replacement is starting
@@ -181,7 +290,8 @@ def test_a_worker_replaced_as_the_crawl_closes_is_ended_before_close_returns(
         await asyncio.gather(*others, return_exceptions=True)
         return codes, others, workers.restarts
 
-    codes, pending, restarts = asyncio.run(scenario())
+    with FaultServer({"/slow": _serve(_slow_page())}) as server:
+        codes, pending, restarts = asyncio.run(scenario(server))
     assert restarts == 1
     assert len(codes) == 2  # the victim and its replacement
     assert None not in codes  # both ended before close() returned
@@ -192,25 +302,24 @@ def test_close_returns_when_a_workers_reader_broke(started_early, monkeypatch):
     """A reader that ended on an unexpected error never settled its child: close() still ends
     the child and returns (a bounded number of passes, not a loop)."""
 
-    def broken(_job: Any, _answer: Any) -> None:
+    def broken(_job: Any, _kind: int, _answer: Any) -> None:
         raise RuntimeError("a bug in settling an answer")
 
     monkeypatch.setattr(workers_module, "_settle", broken)
 
-    async def scenario() -> tuple[int | None, bool]:
+    async def scenario(server: FaultServer) -> tuple[int | None, bool]:
         workers = await _ready()
         (child,) = workers._children
         assert child.reader is not None
-        page = asyncio.ensure_future(
-            workers.extract(*_fetched("http://e.test/a", article_html("A")))
-        )
+        page = asyncio.ensure_future(workers.fetch(_target(server, "/a")))
         with pytest.raises(RuntimeError, match="settling"):
             await asyncio.wait_for(child.reader, 30)
         await asyncio.wait_for(workers.close(), 30)
         page.cancel()  # never answered: its reader broke
         return child.process.returncode, child in workers._children
 
-    code, still_listed = asyncio.run(scenario())
+    with FaultServer({"/a": _serve(article_html("A"))}) as server:
+        code, still_listed = asyncio.run(scenario(server))
     assert code is not None  # the child was ended
     assert still_listed  # nobody settled it: close() did not wait for that
 
@@ -231,55 +340,105 @@ def test_a_worker_is_not_in_the_crawls_process_group(started_early):
     assert os.getpgrp() not in groups
 
 
-def test_pages_come_back_as_the_crawls_own_process_reads_them(started_early):
-    pages = [
-        _fetched("http://e.test/a", article_html("An article")),
-        _fetched("http://e.test/other", "<html><body><a href='/x'>x</a></body></html>"),
-        _fetched("http://e.test/broken", "<html><body><div><p>unclosed <b>tags"),
-    ]
+def test_pages_come_back_as_the_crawls_own_process_fetches_and_reads_them(started_early):
+    routes = {
+        "/a": _serve(article_html("An article"), etag='"v1"'),
+        "/other": _serve("<html><body><a href='/x'>x</a></body></html>"),
+        "/broken": _serve("<html><body><div><p>unclosed <b>tags"),
+    }
 
-    async def scenario() -> list[Any]:
+    async def scenario(server: FaultServer) -> tuple[list[Any], list[Fetched]]:
+        targets = [_target(server, path) for path in routes]
         workers = await _ready()
         try:
-            return list(await asyncio.gather(*(workers.extract(f, t) for f, t in pages)))
+            beside = list(await asyncio.gather(*(workers.fetch(t) for t in targets)))
+        finally:
+            await workers.close()
+        settings = CrawlSettings()
+        async with make_client(settings) as client:
+            here = [
+                await fetch_page(client, t, settings=settings, scope=lambda _url: None)
+                for t in targets
+            ]
+        return beside, here
+
+    with FaultServer(routes) as server:
+        beside, here = asyncio.run(scenario(server))
+    for (fetched, extraction), own in zip(beside, here, strict=True):
+        same_time = replace(own, fetched_at=fetched.fetched_at, elapsed=fetched.elapsed)
+        assert fetched == replace(same_time, text="")  # the page's text stays in the worker
+        assert extraction == extract_here(same_time, own.target, SITE)
+    assert beside[0][0].validators.etag == '"v1"'
+    assert isinstance(beside[1][1][0], OtherPage)
+    assert beside[1][1][0].links[0].url.endswith("/x")
+
+
+def test_what_a_fetch_in_a_worker_raises_or_waits_for_reaches_the_crawl(started_early):
+    """A 304, a skip, a bad status, a Retry-After and a bug come back as the crawl's own
+    fetch would give them, with their attributes."""
+    busy: list[Hit] = []
+
+    def busy_once(hit: Hit, out: Reply) -> None:
+        busy.append(hit)
+        if len(busy) == 1:
+            out.send(503, b"busy", retry_after="1")
+        else:
+            out.send(200, article_html("Later").encode())
+
+    def conditional(hit: Hit, out: Reply) -> None:
+        if hit.headers.get("if-none-match") == '"v1"':
+            out.send(304)
+        else:
+            out.send(200, article_html("Same").encode(), etag='"v1"')
+
+    routes = {
+        "/same": conditional,
+        "/image": _serve(b"\x89PNG", content_type="image/png"),
+        "/gone": _serve("<html><body>gone</body></html>", status=410),
+        "/busy": busy_once,
+        "/b": _serve(article_html("B")),
+    }
+    waits: list[float] = []
+
+    async def scenario(server: FaultServer) -> list[Any]:
+        workers = await _ready(retries=1, backoff=0.01)
+        try:
+            return await asyncio.gather(
+                workers.fetch(_target(server, "/same"), Validators(etag='"v1"')),
+                workers.fetch(_target(server, "/image")),
+                workers.fetch(_target(server, "/gone")),
+                workers.fetch(_target(server, "/busy"), on_retry_after=waits.append),
+                workers.fetch(_target(server, "/b", site="not-configured")),
+                return_exceptions=True,
+            ) + [await workers.fetch(_target(server, "/b"))]
         finally:
             await workers.close()
 
-    answers = asyncio.run(scenario())
-    assert answers == [extract_here(f, t, SITE) for f, t in pages]
-    assert isinstance(answers[1][0], OtherPage)
-    assert answers[1][0].links[0].url == "http://e.test/x"
-
-
-def test_an_error_raised_in_a_worker_comes_back_with_its_traceback(started_early):
-    fetched, _target = _fetched("http://e.test/a", article_html("An article"))
-    unknown = Target(url="http://e.test/a", site="not-configured")
-
-    async def scenario() -> tuple[BaseException | None, Any]:
-        workers = await _ready()
-        try:
-            failed = await asyncio.gather(workers.extract(fetched, unknown), return_exceptions=True)
-            after = await workers.extract(*_fetched("http://e.test/b", article_html("B")))
-            return failed[0] if isinstance(failed[0], BaseException) else None, after
-        finally:
-            await workers.close()
-
-    error, (_page, record) = asyncio.run(scenario())
-    assert isinstance(error, WorkerError)
-    assert "KeyError: 'not-configured'" in str(error)  # the worker's own traceback
-    assert record.title == "B"  # and the worker goes on
+    with FaultServer(routes) as server:
+        same, image, gone, later, bug, after = asyncio.run(scenario(server))
+    assert (same[0].not_modified, same[0].status, same[1]) == (True, 304, None)
+    assert isinstance(image, PageSkipped)
+    assert image.reason == "not_html"
+    assert isinstance(gone, BadStatus)
+    assert (gone.status, gone.transient) == (410, False)
+    assert gone.url.endswith("/gone")
+    assert waits == [1.0]  # told at once, for the host gate
+    assert later[1][1].title == "Later"
+    assert isinstance(bug, WorkerError)
+    assert "KeyError: 'not-configured'" in str(bug)  # the worker's own traceback
+    assert after[1][1].title == "B"  # and the worker goes on
 
 
 _KILL_THE_PARENT = textwrap.dedent(
     """
     import asyncio, os, signal
     import pipeline.workers as w
-    from pipeline.config import SiteConfig
+    from pipeline.config import CrawlSettings, SiteConfig
 
     async def main():
         w.START_AFTER = 0
         site = SiteConfig.model_validate({"name": "demo", "start_urls": ["http://127.0.0.1:9/"]})
-        workers = w.ExtractWorkers([site], workers=1, timeout=60)
+        workers = w.PageWorkers([site], CrawlSettings(), workers=1, timeout=60)
         await workers.prepare()
         print(*workers.pids, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
