@@ -308,6 +308,11 @@ class Crawler:
                 len(self._unmodified) >= _UNMODIFIED_BATCH
                 or time.monotonic() - self._unmodified_since >= _UNMODIFIED_WAIT
             ):
+                # The next pages first: started, they reach their worker in one pass of the
+                # loop and are sent, and the worker fetches them while this loop stores.
+                budget -= self._start_some(tasks, budget)
+                await asyncio.sleep(0)
+                self.workers.flush()
                 self._store_unmodified()
         if tasks:
             await asyncio.gather(*tasks)

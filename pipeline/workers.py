@@ -286,6 +286,11 @@ class PageWorkers:
             asyncio.get_running_loop().call_soon(self._flush, child)
         child.outbox.append(_frame(job.frame))
 
+    def flush(self) -> None:
+        """Send the jobs queued in this pass of the loop now, before the caller blocks it."""
+        for child in self._children:
+            self._flush(child)
+
     @staticmethod
     def _flush(child: _Child) -> None:
         frames, child.outbox = child.outbox, []
