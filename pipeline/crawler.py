@@ -312,7 +312,6 @@ class Crawler:
                 # loop and are sent, and the worker fetches them while this loop stores.
                 budget -= self._start_some(tasks, budget)
                 await asyncio.sleep(0)
-                self.workers.flush()
                 self._store_unmodified()
         if tasks:
             await asyncio.gather(*tasks)

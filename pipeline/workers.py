@@ -144,7 +144,6 @@ class _Child:
     timed_out: bool = False
     reader: asyncio.Task[None] | None = None
     watchdog: asyncio.TimerHandle | None = None
-    outbox: list[bytes] = field(default_factory=list)  # frames for its stdin, sent together
 
 
 class PageWorkers:
@@ -194,7 +193,8 @@ class PageWorkers:
     async def prepare(self) -> None:
         """With ``START_AFTER`` 0, start the children now and wait until they can take pages."""
         if START_AFTER == 0 and self._can_start and self._starting is None:
-            self._starting = asyncio.create_task(self._start_all())
+            self.start()
+            assert self._starting is not None
             await self._starting
             for child in list(self._children):
                 await child.settled.wait()
@@ -225,8 +225,8 @@ class PageWorkers:
                 an error).
         """
         self._pages += 1
-        if self._pages > START_AFTER and self._starting is None and self._can_start:
-            self._starting = asyncio.create_task(self._start_all())
+        if self._pages > START_AFTER:
+            self.start()
         child = self._least_busy()
         if child is None or len(child.jobs) >= self._depth:
             return None  # none ready, or every one busy enough: the crawl's process takes it
@@ -235,6 +235,12 @@ class PageWorkers:
         future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
         self._send(child, _Job(number, frame, target, future, on_retry_after))
         return await future
+
+    def start(self) -> None:
+        """Start the children now, without waiting for them; they take pages once ready. Done
+        once; ``fetch`` does it after ``START_AFTER`` pages."""
+        if self._starting is None and self._can_start:
+            self._starting = asyncio.create_task(self._start_all())
 
     @property
     def _can_start(self) -> bool:
@@ -279,26 +285,10 @@ class PageWorkers:
         return child
 
     def _send(self, child: _Child, job: _Job) -> None:
-        """Queue ``job`` for ``child``; the frames queued in one pass of the event loop go down
-        its stdin in one write (a recrawl sends thousands of small jobs a second)."""
         child.jobs[job.number] = job
-        if not child.outbox:
-            asyncio.get_running_loop().call_soon(self._flush, child)
-        child.outbox.append(_frame(job.frame))
-
-    def flush(self) -> None:
-        """Send the jobs queued in this pass of the loop now, before the caller blocks it."""
-        for child in self._children:
-            self._flush(child)
-
-    @staticmethod
-    def _flush(child: _Child) -> None:
-        frames, child.outbox = child.outbox, []
         stdin = child.process.stdin
-        if not frames:
-            return
-        if stdin is not None and not stdin.is_closing():
-            stdin.write(b"".join(frames))  # the pipe's buffer grows; the child reads in order
+        assert stdin is not None
+        stdin.write(_frame(job.frame))  # the pipe's buffer grows; the child reads in order
 
     def _extracting(self, child: _Child, job: _Job | None) -> None:
         """Note the page on the child's parser, and time it."""
