@@ -178,9 +178,14 @@ class Crawler:
             )
             try:
                 await self.workers.prepare()
+                # the pages of the sites' last crawl (a recrawl), then those queued
+                known = sum(self.store.queue.requests_by_state(list(self.sites)).values())
+                self.workers.expect(min(known, self.crawl_settings.max_pages))
                 if self.crawl_settings.use_sitemaps:
                     for name in (n for n, resumed in started.items() if not resumed):
                         await self._seed_from_sitemaps(self.sites[name])
+                    queued = self.store.queue.count(list(self.sites))
+                    self.workers.expect(min(queued, self.crawl_settings.max_pages))
                 budget_left = await self._dispatch()
             finally:
                 await self.workers.close()

@@ -236,6 +236,13 @@ class PageWorkers:
         self._send(child, _Job(number, frame, target, future, on_retry_after))
         return await future
 
+    def expect(self, pages: int) -> None:
+        """The crawl knows it has about ``pages`` pages to go: with ``START_AFTER`` or more, the
+        children start now, without waiting for them (importing one takes ~0.5 s, 5 % of a
+        20k-page recrawl), rather than after the first ``START_AFTER`` pages."""
+        if pages >= START_AFTER:
+            self.start()
+
     def start(self) -> None:
         """Start the children now, without waiting for them; they take pages once ready. Done
         once; ``fetch`` does it after ``START_AFTER`` pages."""

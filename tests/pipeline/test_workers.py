@@ -157,6 +157,23 @@ def test_a_page_that_hangs_its_worker_fails_alone_and_the_crawl_goes_on(tmp_path
     assert sorted(r["url"].rsplit("/", 1)[-1] for r in articles_stored.values()) == ["0", "1", "2"]
 
 
+def test_a_crawl_that_expects_many_pages_starts_its_worker_before_its_first_page():
+    async def scenario() -> tuple[bool, bool]:
+        workers = PageWorkers([SITE], CrawlSettings(), workers=1, timeout=60)
+        try:
+            workers.expect(workers_module.START_AFTER - 1)  # a small crawl: no process
+            small = workers._starting is None
+            workers.expect(workers_module.START_AFTER)
+            await _until(lambda: any(c.ready for c in workers._children), "a ready worker")
+            return small, workers.stats["pages"] == 0
+        finally:
+            await workers.close()
+
+    not_started, before_any_page = asyncio.run(scenario())
+    assert not_started
+    assert before_any_page
+
+
 def test_a_page_whose_worker_dies_fails_and_the_pages_it_was_fetching_go_to_a_new_one(
     started_early,
 ):
