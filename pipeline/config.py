@@ -172,16 +172,16 @@ class CrawlSettings(_Section):
         None,
         ge=0,
         le=64,
-        description="Processes that extract and normalize pages beside the crawl once it has "
-        "fetched 64 pages (other cores); none: 1 on a machine with 2 or more cores, else 0; "
-        "0: extract in the crawl's own process.",
+        description="Processes that fetch, extract and normalize pages beside the crawl once it "
+        "expects 64 pages or more (other cores); none: 1 on a machine with 2 or more cores, "
+        "else 0; 0: fetch and extract in the crawl's own process.",
     )
     extract_timeout: float = Field(
         60.0,
         gt=0,
         le=3600,
-        description="Seconds a worker may spend on one page; past it the worker is restarted "
-        "and the page counted as failed (extract_timeout).",
+        description="Seconds a worker may spend extracting one page; past it the worker is "
+        "restarted and the page counted as failed (extract_timeout).",
     )
     respect_robots: bool = Field(
         True, description="Obey robots.txt (disallow rules and Crawl-delay)."
