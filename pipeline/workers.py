@@ -11,10 +11,10 @@ robots.txt and the store: it decides what is fetched when, the children only do 
 It also fetches a share of the pages itself ("caller runs"): with all of them sent to one child,
 an unchanged recrawl left the crawl's loop idle half the time, waiting.
 
-A small crawl never pays for a process: the children start once the crawl has started
-``START_AFTER`` pages, and pages are fetched and extracted in the crawl's process until one
-answers (``fetch`` returns None: the caller does it). ``crawl.extract_workers`` 0 keeps it all in
-the crawl's process.
+A small crawl never pays for a process: the children start once the crawl expects
+``START_AFTER`` pages or more (``expect``) or has started that many, and pages are fetched and
+extracted in the crawl's process until one answers (``fetch`` returns None: the caller does
+it). ``crawl.extract_workers`` 0 keeps it all in the crawl's process.
 
 The children are ``python`` processes speaking length-prefixed pickles over their stdin and
 stdout, not a ``ProcessPoolExecutor``: a pool's workers outlive a crawl killed with ``kill -9``
