@@ -547,8 +547,11 @@ async def _serve(pages: IO[bytes], answers: _Answers) -> None:
             task = asyncio.create_task(_work(client, pickle.loads(body), sites, settings, answers))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)  # the crawl closed our stdin: finish what it sent
-        answers.flush()
+        # End of file: the crawl closes our stdin once every page it sent is answered, or it
+        # died (kill -9). What is still in flight is nobody's: no request goes on without it.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main(argv: list[str]) -> int:

@@ -470,6 +470,52 @@ def test_a_worker_exits_when_the_crawl_is_killed():
     wait_for(lambda: process_gone(pid), f"the orphaned extraction worker {pid} to exit")
 
 
+_KILL_THE_PARENT_MID_FETCH = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    import pipeline.workers as w
+    from pipeline.config import CrawlSettings, SiteConfig
+    from pipeline.models import Target
+
+    async def main():
+        w.START_AFTER = 0
+        site = SiteConfig.model_validate({"name": "demo", "start_urls": ["http://127.0.0.1:9/"]})
+        # a fetch that would wait as long as the server holds it (the test's whole run)
+        patient = CrawlSettings(timeout=600, deadline=600, retries=0)
+        workers = w.PageWorkers([site], patient, workers=1, timeout=60)
+        await workers.prepare()
+        asyncio.ensure_future(workers.fetch(Target(url=sys.argv[1], site="demo")))
+        while not os.path.exists(sys.argv[2]):  # the server has the request
+            await asyncio.sleep(0.02)
+        print(*workers.pids, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_worker_drops_its_fetches_when_the_crawl_is_killed(tmp_path):
+    """An orphan waits for no answer: the page it was fetching, which the server holds until
+    this test ends, is given up at once (it would otherwise wait out its 600 s timeout, and
+    ``killed_parent``, reading the orphan's inherited stderr, time out)."""
+    release = threading.Event()
+    asked = tmp_path / "asked"
+
+    def held(_hit: Hit, out: Reply) -> None:
+        asked.touch()
+        release.wait(600)  # longer than killed_parent waits for the orphan's stderr to close
+        out.send(200, article_html("Late").encode())
+
+    with FaultServer({"/held": held}) as server:
+        try:
+            pid = killed_parent(_KILL_THE_PARENT_MID_FETCH, server.url("/held"), str(asked))
+            wait_for(lambda: process_gone(pid), f"the orphaned worker {pid} to exit")
+            assert not release.is_set()  # gone while its page was still held
+        finally:
+            release.set()
+
+
 def test_a_worker_that_cannot_start_leaves_extraction_to_the_crawl(
     small_server, tmp_path, started_early, monkeypatch
 ):
