@@ -315,8 +315,9 @@ class Crawler:
             ):
                 # The next pages first: started, they reach their worker in one pass of the
                 # loop and are sent, and the worker fetches them while this loop stores.
-                budget -= self._start_some(tasks, budget)
-                await asyncio.sleep(0)
+                if not self.stop.is_set():
+                    budget -= self._start_some(tasks, budget)
+                    await asyncio.sleep(0)
                 self._store_unmodified()
         if tasks:
             await asyncio.gather(*tasks)

@@ -7,6 +7,7 @@ What was fetched is read from the demo server's request log.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,3 +322,30 @@ def test_a_304_that_cannot_be_stored_fails_alone_and_the_rest_of_its_batch_is_st
     fetched = {server.base_url + p for p in paths} - {broken}
     assert len(fetched) > 10
     assert {by_url[u] for u in fetched} == {("done", 304)}
+
+
+def test_no_page_starts_once_stop_is_set_while_304s_are_stored(policy_crawl, monkeypatch):
+    """Storing a batch of 304s first starts the next pages (their worker fetches them
+    meanwhile): not once the crawl is told to stop (Ctrl-C), when only pages in flight end."""
+    import pipeline.crawler as crawler_module
+
+    _server, settings, clock = policy_crawl
+    monkeypatch.setattr(crawler_module, "_UNMODIFIED_BATCH", 1)  # a batch at every 304
+    stop = threading.Event()
+    late: list[str] = []
+    start = crawler_module.Crawler._start
+
+    def noted(self, target):
+        if stop.is_set():
+            late.append(target.url)
+        return start(self, target)
+
+    def on_page(progress):
+        if progress.outcome == "not_modified":
+            stop.set()
+
+    monkeypatch.setattr(crawler_module.Crawler, "_start", noted)
+    clock.advance(days=31)  # every page due, every one answers 304
+    report = run_once(settings, clock=clock, progress=on_page, stop=stop)
+    assert report.not_modified >= 1
+    assert late == []
