@@ -382,8 +382,9 @@ class PageWorkers:
                 self._send(replacement, job)
 
     async def close(self) -> None:
-        """End the children: each finishes what it was sent, then exits (one killed after
-        ``_CLOSE_SECONDS`` leaves its pages to ``_died``)."""
+        """End the children: each drops what it is still fetching (the crawl closes them once
+        every page it sent is answered) and exits; one killed after ``_CLOSE_SECONDS`` leaves
+        its pages to ``_died``."""
         self._closed = True
         if self._starting is not None:
             with contextlib.suppress(Exception):
@@ -499,13 +500,13 @@ async def _work(
     job: tuple[int, Target, Validators | None],
     sites: dict[str, SiteConfig],
     settings: CrawlSettings,
+    canonical: Callable[[str], str],
     answers: _Answers,
 ) -> None:
     """One page: fetched, then (unless not modified) extracted, and answered."""
     number, target, validators = job
     try:
         site = sites[target.site]
-        canonical = partial(canonicalize_url, strip_params=settings.strip_params)
         fetched = await fetch_page(
             client,
             target,
@@ -540,11 +541,13 @@ async def _serve(pages: IO[bytes], answers: _Answers) -> None:
         return
     site_list, settings = pickle.loads(first)
     sites = {s.name: s for s in site_list}
+    canonical = partial(canonicalize_url, strip_params=settings.strip_params)  # for redirects
     tasks: set[asyncio.Task[None]] = set()
     async with make_client(settings) as client:
         answers.ready()
         async for body in frames:
-            task = asyncio.create_task(_work(client, pickle.loads(body), sites, settings, answers))
+            job = pickle.loads(body)
+            task = asyncio.create_task(_work(client, job, sites, settings, canonical, answers))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         # End of file: the crawl closes our stdin once every page it sent is answered, or it

@@ -134,16 +134,10 @@ def test_a_page_that_hangs_its_worker_fails_alone_and_the_crawl_goes_on(tmp_path
     articles = [f"/post/{i}" for i in range(3)]
     links = "".join(f'<a href="{path}">post</a>' for path in [*articles, "/slow"])
 
-    def route(body: str):
-        def reply(_hit: Hit, out: Reply) -> None:
-            out.send(200, body.encode())
-
-        return reply
-
     routes = {
-        "/": route(f"<html><body><main><h1>Home</h1>{links}</main></body></html>"),
-        "/slow": route(_slow_page()),
-        **{path: route(article_html(f"Post {path[-1]}")) for path in articles},
+        "/": _serve(f"<html><body><main><h1>Home</h1>{links}</main></body></html>"),
+        "/slow": _serve(_slow_page()),
+        **{path: _serve(article_html(f"Post {path[-1]}")) for path in articles},
     }
     with FaultServer(routes) as server:
         settings = crawl_settings(
