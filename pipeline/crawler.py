@@ -325,15 +325,17 @@ class Crawler:
         return budget > 0
 
     def _start_some(self, tasks: set[asyncio.Task[None]], budget: int) -> int:
-        """Claim and start pages while there is room (``crawl.concurrency``, the page budget)
-        and a host may start one now; returns how many. One transaction for the claims: a
-        commit per claim cost as much as the claim."""
+        """Claim and start pages while there is room (``crawl.concurrency``, and the pages a
+        worker may hold ahead; the page budget) and a host may start one now; returns how
+        many. One transaction for the claims: a commit per claim cost as much as the claim."""
         started = 0
-        if len(tasks) >= self.crawl_settings.concurrency or budget <= 0:
+        self.gate.ahead = self.workers.ahead
+        room = self.crawl_settings.concurrency + self.gate.ahead
+        if len(tasks) >= room or budget <= 0:
             return started
         with self.store.transaction():
             open_sites = self._open_sites()
-            while open_sites and len(tasks) < self.crawl_settings.concurrency and started < budget:
+            while open_sites and len(tasks) < room and started < budget:
                 claimed = self.store.queue.claim(open_sites, self.gate.busy_hosts(), 1)
                 if not claimed:
                     break
@@ -406,8 +408,7 @@ class Crawler:
             return
         self.delays_checked.add(host)
         delay = await self.robots.crawl_delay(url)
-        if delay:
-            self.gate.raise_delay(host, delay)
+        self.gate.raise_delay(host, delay or 0.0)  # with none, pages may wait ahead (may_queue)
 
     async def _fetch_and_store(self, target: Target, host: str) -> str:
         site = self.sites[target.site]
@@ -417,16 +418,18 @@ class Crawler:
         def on_retry_after(seconds: float) -> None:
             self.gate.block(host, seconds)
 
-        answer = await self.workers.fetch(target, validators, on_retry_after)
+        may_queue = self.gate.may_queue(host)
+        answer = await self.workers.fetch(target, validators, on_retry_after, may_queue=may_queue)
         if answer is None:  # a small crawl, no worker could start, or each holds its share
-            fetched = await fetch_page(
-                self.client,
-                target,
-                settings=self.crawl_settings,
-                scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
-                validators=validators,
-                on_retry_after=on_retry_after,
-            )
+            async with self.workers.own_request(host):
+                fetched = await fetch_page(
+                    self.client,
+                    target,
+                    settings=self.crawl_settings,
+                    scope=lambda url: out_of_scope_reason(self.frontier.canonical(url), site),
+                    validators=validators,
+                    on_retry_after=on_retry_after,
+                )
             extraction = None if fetched.not_modified else extract_here(fetched, target, site)
         else:
             fetched, extraction = answer

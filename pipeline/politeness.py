@@ -48,15 +48,23 @@ class _HostState:
     last_start: float = float("-inf")
     delay: float = 0.0
     blocked_until: float = float("-inf")
+    delay_known: bool = False  # robots.txt read for its Crawl-delay (``raise_delay``)
 
 
 @dataclass(slots=True)
 class HostGate:
-    """Per-host concurrency and minimum gap between request starts, independent of global limits."""
+    """Per-host concurrency and minimum gap between request starts, independent of global limits.
+
+    ``in_flight`` counts the pages started and not finished. ``ahead`` pages more may start to a
+    host with no gap to keep (no delay, its Crawl-delay read and none, not blocked): they wait
+    for a free request slot where they are fetched (``pipeline.workers``), so a slot that frees
+    is taken at once rather than after a round trip through the crawl's loop.
+    """
 
     per_host_concurrency: int
     delay: float
     clock: Clock = time.monotonic
+    ahead: int = 0
     _hosts: dict[str, _HostState] = field(default_factory=dict)
 
     def _state(self, host: str) -> _HostState:
@@ -66,9 +74,11 @@ class HostGate:
         return state
 
     def raise_delay(self, host: str, seconds: float) -> None:
-        """A longer gap for ``host`` (robots.txt Crawl-delay); never shorter than configured."""
+        """A longer gap for ``host`` (robots.txt Crawl-delay, 0 for none); never shorter than
+        configured."""
         state = self._state(host)
         state.delay = max(state.delay, self.delay, seconds)
+        state.delay_known = True
 
     def block(self, host: str, seconds: float) -> None:
         """Start no request to ``host`` for ``seconds`` (Retry-After, an unreachable robots.txt)."""
@@ -78,10 +88,19 @@ class HostGate:
     def ready_in(self, host: str) -> float:
         """Seconds until ``host`` may start a request (0 when it may now, inf when saturated)."""
         state = self._state(host)
-        if state.in_flight >= self.per_host_concurrency:
-            return float("inf")
         now = self.clock()
+        if state.in_flight >= self.per_host_concurrency and (
+            state.in_flight >= self.per_host_concurrency + self.ahead or not self.may_queue(host)
+        ):
+            return float("inf")
         return max(0.0, state.last_start + state.delay - now, state.blocked_until - now)
+
+    def may_queue(self, host: str) -> bool:
+        """Whether a page of ``host`` may wait for a request slot rather than start at once:
+        there is no gap between starts to keep (no delay, its Crawl-delay read and none, not
+        blocked now)."""
+        state = self._state(host)
+        return state.delay == 0 and state.delay_known and state.blocked_until <= self.clock()
 
     def busy_hosts(self) -> set[str]:
         """Hosts that may not start a request now."""

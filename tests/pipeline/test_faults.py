@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 import index as search_index
+import pipeline.workers as workers_module
 from pipeline.config import Settings, load_settings
+from pipeline.politeness import HostGate
 from pipeline.run import RunReport, export_records, run_once
 from pipeline.sync import index_dir
 from tests.faults import FaultServer, Hit, Reply, article_html, gzip_bomb_chunks, html, http_date_in
@@ -741,3 +743,63 @@ def test_a_recrawl_of_304s_redirects_and_404s_keeps_one_connection(tmp_path):
     assert {"/moved", "/missing", "/p/0", "/p/5"} <= {h.path for h in again}
     # a body left unread closes the connection: each 304, redirect or 404 would open a new one
     assert len({h.connection for h in again}) == 1, [(h.path, h.connection) for h in again]
+
+
+def test_pages_may_start_ahead_only_to_a_host_with_no_gap_to_keep():
+    """``HostGate.ahead``: past ``per_host_concurrency``, pages may start ahead (to wait for a
+    request slot in a worker) only to a host with no delay, whose Crawl-delay was read and
+    none, and not blocked by a Retry-After."""
+    now = [100.0]
+    gate = HostGate(per_host_concurrency=2, delay=0.0, clock=lambda: now[0], ahead=3)
+    for _ in range(2):
+        gate.started("a")
+    assert not gate.may_queue("a")  # its robots.txt not read yet
+    assert gate.ready_in("a") == float("inf")
+    gate.raise_delay("a", 0.0)
+    assert gate.may_queue("a")
+    for _ in range(3):
+        assert gate.ready_in("a") == 0.0
+        gate.started("a")
+    assert gate.ready_in("a") == float("inf")  # two and three ahead
+    gate.block("a", 5.0)
+    assert not gate.may_queue("a")
+    for _ in range(3):
+        gate.finished("a")
+    assert gate.ready_in("a") == float("inf")  # blocked: none ahead, and two in flight
+    now[0] += 6.0
+    assert gate.may_queue("a")
+    assert gate.ready_in("a") == 0.0
+    delayed = HostGate(per_host_concurrency=2, delay=0.0, clock=lambda: now[0], ahead=3)
+    delayed.raise_delay("b", 1.0)  # a Crawl-delay
+    now[0] += 1.0
+    for _ in range(2):
+        delayed.started("b")
+    assert not delayed.may_queue("b")
+    assert delayed.ready_in("b") == float("inf")
+    gate.ahead = 0  # no worker ready: per_host_concurrency alone
+    gate.started("a")
+    assert gate.ready_in("a") == float("inf")
+
+
+def test_pages_started_ahead_for_a_worker_never_pass_the_per_host_concurrency(
+    tmp_path, monkeypatch
+):
+    """With a worker from the first page, the crawl starts pages ahead of the per-host
+    concurrency; they wait in the worker for its request slots, and the crawl's own requests
+    take only what the worker leaves: the server never has more than two at once."""
+    monkeypatch.setattr(workers_module, "START_AFTER", 0)
+    held: list[int] = []
+    send = workers_module.PageWorkers._send
+
+    def counting_send(self: Any, child: Any, job: Any) -> None:
+        send(self, child, job)
+        held.append(len(child.jobs))
+
+    monkeypatch.setattr(workers_module.PageWorkers, "_send", counting_send)
+    pages = [f"/slow/{i}" for i in range(16)]
+    with FaultServer({"/": links_page(*pages), "/slow/*": slow}) as server:
+        report = crawl(tmp_path, server, per_host_concurrency=2, concurrency=4, extract_workers=1)
+    assert (report.pages_fetched, report.failed, report.errors) == (17, {}, 0)
+    assert report.extract["workers"] == 1
+    assert max(held) > 2  # pages waited in the worker: it sends two at most at once
+    assert server.max_in_flight["127.0.0.1"] == 2  # reached, never passed

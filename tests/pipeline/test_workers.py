@@ -91,6 +91,9 @@ def started_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _ready(timeout: float = 60.0, **crawl: Any) -> PageWorkers:
+    """A ready worker; one host may have all of ``crawl.concurrency`` (the tests' pages are
+    on one)."""
+    crawl.setdefault("per_host_concurrency", crawl.get("concurrency", 8))
     workers = PageWorkers([SITE], CrawlSettings(**crawl), workers=1, timeout=timeout)
     await workers.prepare()
     assert len(workers.pids) == 1
@@ -527,3 +530,81 @@ def test_the_default_is_one_worker_when_there_is_a_second_core(monkeypatch):
     assert worker_count(None) == 0
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     assert worker_count(None) == 1
+
+
+def test_pages_started_ahead_wait_in_the_worker_for_its_request_slots(started_early):
+    """With ``crawl.concurrency`` 4 the worker sends three requests at once; pages that may
+    queue wait in it for one of those slots, and a page of the crawl's own waits in
+    ``own_request`` while the worker and the crawl hold all four."""
+    release = threading.Event()
+    routes = {f"/p{i}": _held(release, article_html(f"P{i}")) for i in range(6)}
+
+    async def scenario(server: FaultServer) -> tuple[list[Any], list[str], int]:
+        workers = await _ready(concurrency=4)
+        host = "127.0.0.1"
+        order: list[str] = []
+        async with workers.own_request(host):  # the crawl's one slot, held
+            pages = [
+                asyncio.ensure_future(workers.fetch(_target(server, f"/p{i}"), may_queue=True))
+                for i in range(6)
+            ]
+            await _until(lambda: len(server.requests()) == 3, "the worker to ask for 3 pages")
+            assert len(workers._children[0].jobs) == 6  # three of them waiting in it
+            # one that may not wait: no slot free for it anywhere, the crawl's to fetch
+            assert await workers.fetch(_target(server, "/p0")) is None
+
+            async def own() -> None:
+                async with workers.own_request(host):
+                    order.append("own")
+
+            second = asyncio.ensure_future(own())
+            for _ in range(20):
+                await asyncio.sleep(0)  # let it run as far as it can
+            assert not order  # every slot is taken
+        order.append("released")  # the crawl's slot is free again
+        await second
+        release.set()
+        answers = await asyncio.gather(*pages)
+        await workers.close()
+        return answers, order, len(server.requests())
+
+    with FaultServer(routes) as server:
+        try:
+            answers, order, asked = asyncio.run(scenario(server))
+        finally:
+            release.set()
+        assert server.max_in_flight["127.0.0.1"] == 3
+    assert order == ["released", "own"]
+    assert [record.title for _f, (_p, record) in answers] == [f"P{i}" for i in range(6)]
+    assert asked == 6
+
+
+def test_a_worker_sends_so_many_requests_at_once_and_waits_out_a_retry_after():
+    async def scenario() -> float:
+        slots = workers_module._Slots(total=2, per_host=1)
+        loop = asyncio.get_running_loop()
+        granted: list[str] = []
+        gate = asyncio.Event()
+
+        async def request(host: str, name: str) -> None:
+            async with slots.request(host):
+                granted.append(name)
+                await gate.wait()
+
+        first = [asyncio.ensure_future(request(h, n)) for h, n in [("a", "a1"), ("a", "a2")]]
+        more = [asyncio.ensure_future(request(h, n)) for h, n in [("b", "b1"), ("c", "c1")]]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert granted == ["a1", "b1"]  # one to a host, two in all
+        gate.set()
+        await asyncio.gather(*first, *more)
+        assert sorted(granted) == ["a1", "a2", "b1", "c1"]
+        slots.block("a", 0.2)
+        asked = loop.time()
+        async with slots.request("a"):
+            waited = loop.time() - asked
+        async with slots.request("b"):  # another host is not held up
+            assert loop.time() - asked < waited + 0.2
+        return waited
+
+    assert asyncio.run(scenario()) >= 0.2
