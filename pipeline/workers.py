@@ -9,7 +9,10 @@ fetches it with its own client, extracts and normalizes it, and sends back the f
 (the page without its text) and the record. The crawl process keeps the frontier, the host gate,
 robots.txt and the store: it decides what is fetched when, the children only do the work.
 It also fetches a share of the pages itself ("caller runs"): with all of them sent to one child,
-an unchanged recrawl left the crawl's loop idle half the time, waiting.
+an unchanged recrawl left the crawl's loop idle half the time, waiting. And a child may hold
+pages ahead of its request slots (``_AHEAD``, to hosts with no gap to keep between requests):
+each waits there for a slot, taken the moment one frees, instead of the answer going round the
+crawl's busy loop before the next page is even claimed.
 
 A small crawl never pays for a process: the children start once the crawl expects
 ``START_AFTER`` pages or more (``expect``) or has started that many, and pages are fetched and
