@@ -218,7 +218,7 @@ class PageWorkers:
     @property
     def ahead(self) -> int:
         """Pages the crawl may start beyond ``crawl.concurrency`` (``HostGate.ahead``): they
-        wait in a child for a request slot. None without a ready child."""
+        wait in a child for a request slot; 0 without a ready child."""
         ready = sum(c.ready for c in self._children)
         return ready * self._backlog
 
