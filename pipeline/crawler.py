@@ -329,7 +329,7 @@ class Crawler:
         worker may hold ahead; the page budget) and a host may start one now; returns how
         many. One transaction for the claims: a commit per claim cost as much as the claim."""
         started = 0
-        self.gate.ahead = self.workers.ahead
+        self.gate.ahead = self.workers.ahead if self.gate.all_may_queue() else 0
         room = self.crawl_settings.concurrency + self.gate.ahead
         if len(tasks) >= room or budget <= 0:
             return started

@@ -58,7 +58,8 @@ class HostGate:
     ``in_flight`` counts the pages started and not finished. ``ahead`` pages more may start to a
     host with no gap to keep (no delay, its Crawl-delay read and none, not blocked): they wait
     for a free request slot where they are fetched (``pipeline.workers``), so a slot that frees
-    is taken at once rather than after a round trip through the crawl's loop.
+    is taken at once rather than after a round trip through the crawl's loop. The crawl sets
+    ``ahead`` only while every host may have pages waiting (``all_may_queue``).
     """
 
     per_host_concurrency: int
@@ -101,6 +102,13 @@ class HostGate:
         blocked now)."""
         state = self._state(host)
         return state.delay == 0 and state.delay_known and state.blocked_until <= self.clock()
+
+    def all_may_queue(self) -> bool:
+        """Whether every host the gate knows may have pages waiting for a request slot
+        (``may_queue``). The crawl starts pages ahead only then: pages waiting ahead take
+        each freed slot first, so a host with a gap to keep would wait behind them and start
+        late, and one whose Crawl-delay is not known yet might turn out to be one."""
+        return all(self.may_queue(h) for h in self._hosts)
 
     def busy_hosts(self) -> set[str]:
         """Hosts that may not start a request now."""

@@ -10,7 +10,7 @@ fetches it with its own client, extracts and normalizes it, and sends back the f
 robots.txt and the store: it decides what is fetched when, the children only do the work.
 It also fetches a share of the pages itself ("caller runs"): with all of them sent to one child,
 an unchanged recrawl left the crawl's loop idle half the time, waiting. And a child may hold
-pages ahead of its request slots (``_AHEAD``, to hosts with no gap to keep between requests):
+pages ahead of its request slots (``_AHEAD``, while no host has a gap to keep between requests):
 each waits there for a slot, taken the moment one frees, instead of the answer going round the
 crawl's busy loop before the next page is even claimed.
 
@@ -95,7 +95,7 @@ _MAX_DEATHS = 2
 #: (10.6 s), 9.2-9.4 s with a quarter, 9.5-9.7 s with half; the first crawl was unchanged.
 _CALLER_SHARE = 0.25
 #: Pages a child may hold waiting for a request slot, per page of ``crawl.concurrency``, for
-#: hosts with no gap to keep between requests (``HostGate.may_queue``): a slot that frees is
+#: hosts with no gap to keep between requests (``HostGate.all_may_queue``): a slot that frees is
 #: taken in the child at once, not after the answer has gone round the crawl's busy loop. Same
 #: site and machine, all-304 recrawl: 9.2 / 9.3 s without, 7.7 / 7.8 s with two (first crawl
 #: 83.4 / 83.8 s, unchanged).

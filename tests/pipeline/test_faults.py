@@ -776,6 +776,8 @@ def test_pages_may_start_ahead_only_to_a_host_with_no_gap_to_keep():
         delayed.started("b")
     assert not delayed.may_queue("b")
     assert delayed.ready_in("b") == float("inf")
+    assert not delayed.all_may_queue()  # so the crawl sets no pages ahead (Crawler)
+    assert gate.all_may_queue()
     gate.ahead = 0  # no worker ready: per_host_concurrency alone
     gate.started("a")
     assert gate.ready_in("a") == float("inf")
@@ -803,3 +805,45 @@ def test_pages_started_ahead_for_a_worker_never_pass_the_per_host_concurrency(
     assert report.extract["workers"] == 1
     assert max(held) > 2  # pages waited in the worker: it sends two at most at once
     assert server.max_in_flight["127.0.0.1"] == 2  # reached, never passed
+
+
+def test_no_page_waits_ahead_while_a_host_has_a_gap_to_keep(tmp_path, monkeypatch):
+    """Two hosts, one with a Crawl-delay: the crawl starts no page ahead while it crawls
+    that one (pages waiting ahead would take each freed request slot first, and a page of the
+    delayed host that waited behind them would start late, too close to the next), so its
+    requests keep their gap although the other host's pages are slow."""
+    monkeypatch.setattr(workers_module, "START_AFTER", 0)
+    held: list[int] = []
+    send = workers_module.PageWorkers._send
+
+    def counting_send(self: Any, child: Any, job: Any) -> None:
+        send(self, child, job)
+        held.append(len(child.jobs))
+
+    monkeypatch.setattr(workers_module.PageWorkers, "_send", counting_send)
+    routes = {
+        "/robots.txt": lambda hit, reply: reply.send(
+            200,
+            b"User-agent: *\nCrawl-delay: 0.15\n" if hit.host == "localhost" else b"",
+            content_type="text/plain",
+        ),
+        "/slow-index": links_page(*[f"/slow/{i}" for i in range(12)]),
+        "/fast-index": links_page(*[f"/p/{i}" for i in range(8)]),
+        "/slow/*": slow,
+        "/p/*": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(
+            tmp_path,
+            server,
+            server.url("/slow-index"),
+            server.url("/fast-index", host="localhost"),
+            per_host_concurrency=4,
+            concurrency=4,
+            extract_workers=1,
+        )
+    assert (report.pages_fetched, report.failed, report.errors) == (22, {}, 0)
+    kept = gaps(arrivals(server, "localhost"))
+    assert len(kept) == 7
+    assert min(kept) >= 0.15 - TOLERANCE, kept
+    assert max(held) <= 3  # the worker's request slots: nothing waited in it
