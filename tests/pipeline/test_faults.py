@@ -119,22 +119,41 @@ def slow(hit: Hit, reply: Reply) -> None:
     reply.send(200, html(f"<p>{hit.path}</p>"))
 
 
-def test_per_host_concurrency_is_capped_while_other_hosts_proceed(tmp_path):
-    routes = {
-        "/slow-index": links_page(*[f"/slow/{i}" for i in range(6)]),
-        "/fast-index": links_page(*[f"/p/{i}" for i in range(6)]),
+def slow_and_fast(slow_pages: int, fast_pages: int) -> dict[str, Any]:
+    """Routes: an index of slow pages (crawled on 127.0.0.1) and one of fast pages (on
+    localhost, ``crawl_slow_and_fast``)."""
+    return {
+        "/slow-index": links_page(*[f"/slow/{i}" for i in range(slow_pages)]),
+        "/fast-index": links_page(*[f"/p/{i}" for i in range(fast_pages)]),
         "/slow/*": slow,
         "/p/*": ok,
     }
-    with FaultServer(routes) as server:
-        report = crawl(
-            tmp_path,
-            server,
-            server.url("/slow-index"),
-            server.url("/fast-index", host="localhost"),
-            per_host_concurrency=2,
-            concurrency=8,
-        )
+
+
+def crawl_slow_and_fast(tmp_path: Path, server: FaultServer, **settings: object) -> RunReport:
+    """Crawl ``slow_and_fast``'s two indexes, each on its own host."""
+    slow_index, fast_index = server.url("/slow-index"), server.url("/fast-index", host="localhost")
+    return crawl(tmp_path, server, slow_index, fast_index, **settings)
+
+
+@pytest.fixture
+def held_by_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A worker from the first page; how many pages it held after each was sent to it."""
+    monkeypatch.setattr(workers_module, "START_AFTER", 0)
+    held: list[int] = []
+    send = workers_module.PageWorkers._send
+
+    def counting_send(self: Any, child: Any, job: Any) -> None:
+        send(self, child, job)
+        held.append(len(child.jobs))
+
+    monkeypatch.setattr(workers_module.PageWorkers, "_send", counting_send)
+    return held
+
+
+def test_per_host_concurrency_is_capped_while_other_hosts_proceed(tmp_path):
+    with FaultServer(slow_and_fast(6, 6)) as server:
+        report = crawl_slow_and_fast(tmp_path, server, per_host_concurrency=2, concurrency=8)
     assert report.pages_fetched == 14
     assert server.max_in_flight["127.0.0.1"] == 2  # reached, never passed
     slow_hits = server.requests(host="127.0.0.1")
@@ -784,66 +803,39 @@ def test_pages_may_start_ahead_only_to_a_host_with_no_gap_to_keep():
 
 
 def test_pages_started_ahead_for_a_worker_never_pass_the_per_host_concurrency(
-    tmp_path, monkeypatch
+    tmp_path, held_by_worker
 ):
     """With a worker from the first page, the crawl starts pages ahead of the per-host
     concurrency; they wait in the worker for its request slots, and the crawl's own requests
     take only what the worker leaves: the server never has more than two at once."""
-    monkeypatch.setattr(workers_module, "START_AFTER", 0)
-    held: list[int] = []
-    send = workers_module.PageWorkers._send
-
-    def counting_send(self: Any, child: Any, job: Any) -> None:
-        send(self, child, job)
-        held.append(len(child.jobs))
-
-    monkeypatch.setattr(workers_module.PageWorkers, "_send", counting_send)
     pages = [f"/slow/{i}" for i in range(16)]
     with FaultServer({"/": links_page(*pages), "/slow/*": slow}) as server:
         report = crawl(tmp_path, server, per_host_concurrency=2, concurrency=4, extract_workers=1)
     assert (report.pages_fetched, report.failed, report.errors) == (17, {}, 0)
     assert report.extract["workers"] == 1
-    assert max(held) > 2  # pages waited in the worker: it sends two at most at once
+    assert max(held_by_worker) > 2  # pages waited in the worker: it sends two at most at once
     assert server.max_in_flight["127.0.0.1"] == 2  # reached, never passed
 
 
-def test_no_page_waits_ahead_while_a_host_has_a_gap_to_keep(tmp_path, monkeypatch):
+def test_no_page_waits_ahead_while_a_host_has_a_gap_to_keep(tmp_path, held_by_worker):
     """Two hosts, one with a Crawl-delay: the crawl starts no page ahead while it crawls
     that one (pages waiting ahead would take each freed request slot first, and a page of the
     delayed host that waited behind them would start late, too close to the next), so its
     requests keep their gap although the other host's pages are slow."""
-    monkeypatch.setattr(workers_module, "START_AFTER", 0)
-    held: list[int] = []
-    send = workers_module.PageWorkers._send
-
-    def counting_send(self: Any, child: Any, job: Any) -> None:
-        send(self, child, job)
-        held.append(len(child.jobs))
-
-    monkeypatch.setattr(workers_module.PageWorkers, "_send", counting_send)
     routes = {
+        **slow_and_fast(12, 8),
         "/robots.txt": lambda hit, reply: reply.send(
             200,
             b"User-agent: *\nCrawl-delay: 0.15\n" if hit.host == "localhost" else b"",
             content_type="text/plain",
         ),
-        "/slow-index": links_page(*[f"/slow/{i}" for i in range(12)]),
-        "/fast-index": links_page(*[f"/p/{i}" for i in range(8)]),
-        "/slow/*": slow,
-        "/p/*": ok,
     }
     with FaultServer(routes) as server:
-        report = crawl(
-            tmp_path,
-            server,
-            server.url("/slow-index"),
-            server.url("/fast-index", host="localhost"),
-            per_host_concurrency=4,
-            concurrency=4,
-            extract_workers=1,
+        report = crawl_slow_and_fast(
+            tmp_path, server, per_host_concurrency=4, concurrency=4, extract_workers=1
         )
     assert (report.pages_fetched, report.failed, report.errors) == (22, {}, 0)
     kept = gaps(arrivals(server, "localhost"))
     assert len(kept) == 7
     assert min(kept) >= 0.15 - TOLERANCE, kept
-    assert max(held) <= 3  # the worker's request slots: nothing waited in it
+    assert max(held_by_worker) <= 3  # the worker's request slots: nothing waited in it
