@@ -6,7 +6,8 @@ blow up memory nor expand entities. Anything unparseable is an empty sitemap, lo
 read as a stream, one ``<url>`` at a time: a whole tree of a 100,000-URL sitemap took 35 MB more
 than its entries. The crawl hands it a file the body was spooled to as it arrived, not the body:
 reading a 100,000-URL sitemap (15 MB of XML) raised the crawl's peak memory by 39 MB when it was
-held whole, by 24.5 MB (its entries) from a file.
+held whole, by 24.5 MB (its entries) from a file. It takes the entries as a stream too (``into``:
+the crawl's on-disk spool), so they are never all held at once either.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -46,13 +47,22 @@ class Sitemap:
     entries: tuple[SitemapEntry, ...]
 
 
-def parse_sitemap(data: bytes | IO[bytes], *, max_bytes: int, url: str = "") -> Sitemap:
+def parse_sitemap(
+    data: bytes | IO[bytes],
+    *,
+    max_bytes: int,
+    url: str = "",
+    into: Callable[[Iterator[SitemapEntry]], object] | None = None,
+) -> Sitemap:
     """Parse a sitemap or sitemap index (gzip detected by its magic bytes).
 
     Args:
         data: the body as fetched, or a binary file holding it (read from where it is).
         max_bytes: the largest decompressed size accepted (``crawl.max_bytes``).
         url: for log messages.
+        into: takes a ``<urlset>``'s entries as they are parsed, instead of the ``Sitemap``
+            returned. It must keep all of them or none: iterating them raises when the XML
+            turns out to be unusable halfway through. An index's entries are returned as ever.
 
     Returns:
         The sitemap; an empty one when it is too large or not a sitemap.
@@ -66,7 +76,11 @@ def parse_sitemap(data: bytes | IO[bytes], *, max_bytes: int, url: str = "") -> 
         kind = _local(next(elements))
         if kind not in ("urlset", "sitemapindex"):
             return Sitemap(False, ())
-        entries = tuple(e for e in map(_entry, elements) if e is not None)
+        stream = (e for e in map(_entry, elements) if e is not None)
+        if into is not None and kind == "urlset":
+            into(stream)
+            return Sitemap(False, ())
+        entries = tuple(stream)
     except _TooLarge:
         logger.warning("sitemap %s is over crawl.max_bytes unzipped: ignored", url)
         return Sitemap(False, ())

@@ -9,6 +9,8 @@ stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one 
 - ``history`` (field changes of articles), ``jobs`` (scheduled jobs' last/next runs),
   ``watches`` (saved searches and their matches), ``coverage`` (field presence per run);
 - ``recrawl``: the recrawl policy's state (article refetch schedule, topic full walks).
+
+``LastmodSpool`` is scratch space beside it: a pass's sitemap URLs on disk, read back newest first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pipeline.store.lock import DirectoryLock
 from pipeline.store.queue import SqliteFrontierQueue
 from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
 from pipeline.store.recrawl import ListingWalk, RecrawlTable, RefetchEntry
+from pipeline.store.spool import LastmodSpool
 from pipeline.store.watches import WatchTable
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Change",
     "DirectoryLock",
+    "LastmodSpool",
     "ListingWalk",
     "RecordTable",
     "RecrawlTable",

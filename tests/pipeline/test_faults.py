@@ -631,6 +631,49 @@ def test_a_sitemap_queued_a_slice_at_a_time_is_still_fetched_newest_first(tmp_pa
     assert [h.path for h in server.requests() if h.path.startswith("/s/")] == []
 
 
+def test_sitemaps_of_an_index_are_queued_newest_first_over_all_and_a_broken_one_adds_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("pipeline.crawler._SITEMAP_CHUNK", 2)  # the order is the spool's
+    first = [("/s/a", "2020-01-03"), ("/s/b", "2020-01-09"), ("/s/c", None)]
+    second = [("/s/d", "2020-01-05"), ("/s/e", "2020-01-11")]
+    names = ("1.xml", "2.xml", "3.xml")
+    index = "".join(f"<sitemap><loc>{{base}}/{name}</loc></sitemap>" for name in names)
+    broken = urlset([("/s/x", "2020-01-20"), ("/s/y", "2020-01-21")])
+
+    def cut_short(hit: Hit, reply: Reply) -> None:  # the XML breaks off after its first entry
+        broken(hit, _Cut(reply))
+
+    routes = {
+        "/robots.txt": sitemap_robots("/index.xml"),
+        "/index.xml": lambda hit, reply: reply.send(
+            200,
+            f"<sitemapindex>{index}</sitemapindex>".format(base=server.url("")).encode(),
+            content_type="text/xml",
+        ),
+        "/1.xml": urlset(first),
+        "/2.xml": urlset(second),
+        "/3.xml": cut_short,
+        "/": links_page(),
+        "/s/*": post,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server, concurrency=1, per_host_concurrency=1)
+    fetched = [h.path for h in server.requests() if h.path.startswith("/s/")]
+    assert fetched == ["/s/e", "/s/b", "/s/d", "/s/a", "/s/c"]
+    assert report.pages_fetched == 6
+
+
+class _Cut:
+    """A reply whose body is cut after its first ``</url>``."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+
+    def send(self, status: int, body: bytes, **kwargs: Any) -> None:
+        self._reply.send(status, body[: body.index(b"</url>") + 6], **kwargs)
+
+
 def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetched(tmp_path):
     """/s/old is unchanged (sitemap lastmod) and not refetched; the page it linked to failed
     last time, so it is queued again from /s/old's stored links, once, and fetched."""

@@ -68,3 +68,24 @@ def test_a_truncated_gzip_sitemap_is_an_empty_one():
     cut = gzip.compress(URLSET)[:40]
     assert parse_sitemap(cut, max_bytes=10_000).entries == ()
     assert parse_sitemap(io.BytesIO(cut), max_bytes=10_000).entries == ()
+
+
+def test_entries_can_be_streamed_into_a_sink_all_or_none():
+    taken: list[SitemapEntry] = []
+    sitemap = parse_sitemap(URLSET, max_bytes=10_000, into=taken.extend)
+    assert (sitemap.is_index, sitemap.entries) == (False, ())
+    assert [e.loc for e in taken] == ["http://a.test/1", "http://a.test/2", "http://a.test/3"]
+
+    # A sink that keeps all or none sees the stream fail when the XML breaks off halfway.
+    def all_or_none(entries):
+        kept = list(entries)  # raises before anything is kept
+        taken.extend(kept)
+
+    taken.clear()
+    cut = URLSET[: URLSET.index(b"<url><loc>http://a.test/3")]  # two whole entries, then the end
+    assert parse_sitemap(cut, max_bytes=10_000, into=all_or_none).entries == ()
+    assert taken == []
+    index = b"<sitemapindex><sitemap><loc>http://a.test/s.xml</loc></sitemap></sitemapindex>"
+    sitemap = parse_sitemap(index, max_bytes=10_000, into=all_or_none)
+    assert sitemap.is_index
+    assert [e.loc for e in sitemap.entries] == ["http://a.test/s.xml"]

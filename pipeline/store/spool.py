@@ -1,0 +1,103 @@
+"""Sitemap URLs on disk while a site's sitemaps are read (part of the store stage's seams).
+
+The crawl queues a pass's sitemap URLs newest ``lastmod`` first over all of a site's sitemaps,
+so it has to see every entry before it queues the first. Held as objects, 100,000 entries took
+24.5 MB of the crawl's memory, and a sitemap index may list 50 sitemaps of 50,000 URLs each. The
+spool keeps them in a private temporary SQLite database instead (on disk, deleted when closed,
+and by the system at once if the process dies: SQLite unlinks it as it opens it) and reads them
+back in order a slice at a time, so the crawl holds one slice and SQLite's small page cache.
+
+It is local scratch space, not state: nothing in it outlives the seeding of one pass, so a
+shared store does not need to replace it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+__all__ = ["LastmodSpool"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+# Newest first, unknown lastmod last, and in the order added among equals (a stable sort).
+_READ_SQL = "SELECT loc, lastmod_us FROM entries ORDER BY lastmod_us IS NULL, lastmod_us DESC, seq"
+
+
+class LastmodSpool:
+    """URLs with their ``lastmod`` (aware UTC or None), added in batches and read back newest
+    first. Use as a context manager, or call ``close``."""
+
+    def __init__(self) -> None:
+        # An empty file name: a private temporary database on disk (SQLite's own temp directory)
+        self._conn = sqlite3.connect("", isolation_level=None)
+        self._conn.execute(
+            "CREATE TABLE entries (seq INTEGER PRIMARY KEY, loc TEXT NOT NULL, lastmod_us INTEGER)"
+        )
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, entries: Iterable[tuple[str, datetime | None]]) -> int:
+        """Add entries as one batch: all of them, or none if iterating them raises.
+
+        Args:
+            entries: ``(url, lastmod)`` pairs, read as they come (a parser's stream).
+
+        Returns:
+            How many were added.
+
+        Raises:
+            Whatever iterating ``entries`` raises, after the batch's rows are dropped again.
+        """
+        before = self._conn.total_changes
+        self._conn.execute("BEGIN")
+        try:
+            self._conn.executemany(
+                "INSERT INTO entries (loc, lastmod_us) VALUES (?, ?)",
+                ((loc, _micros(lastmod)) for loc, lastmod in entries),
+            )
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        added = self._conn.total_changes - before
+        self._count += added
+        return added
+
+    def newest_first(self, size: int) -> Iterator[list[tuple[str, datetime | None]]]:
+        """Every entry added, newest ``lastmod`` first (unknown last), ``size`` at a time."""
+        cursor = self._conn.execute(_READ_SQL)
+        try:
+            while rows := cursor.fetchmany(size):
+                yield [(loc, _when(micros)) for loc, micros in rows]
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """Drop the spool (its file goes with the connection)."""
+        self._conn.close()
+
+    def __enter__(self) -> LastmodSpool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _micros(when: datetime | None) -> int | None:
+    """Whole microseconds since the epoch: exact, unlike a float timestamp."""
+    return None if when is None else (when - _EPOCH) // _MICROSECOND
+
+
+def _when(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
