@@ -528,10 +528,12 @@ class Crawler:
                     next_url=None,
                 )
                 links.extend(plan.links)
-        others = [t.url for t, _ in batch if kinds[t.url] != "listing"]
-        known = self.store.queue.known_links_of(others, skip=self._dealt_with)
-        links.extend(self.recrawl.due(known.values()))
         self.frontier.add(links)
+        others = [t.url for t, _ in batch if kinds[t.url] != "listing"]
+        # A page at a time: an author archive may link 20,000 articles, and what one page's links
+        # queue or find not due is left out of the next page's (``_dealt_with``).
+        for known in self.store.queue.known_links_each(others, skip=self._dealt_with):
+            self.frontier.add(self.recrawl.due(known))
         self.store.queue.complete_not_modified((t.url, f.fetched_at) for t, f in batch)
 
     def _dealt_with(self, site: str) -> tuple[Container[str], ...]:

@@ -11,7 +11,7 @@ import fnmatch
 import logging
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Container, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Protocol
@@ -78,6 +78,9 @@ class FrontierQueue(Protocol):
     def known_links_of(
         self, urls: Sequence[str], skip: SkipLinks | None = None
     ) -> dict[str, Target]: ...
+    def known_links_each(
+        self, urls: Sequence[str], skip: SkipLinks | None = None
+    ) -> Iterator[list[Target]]: ...
 
 
 def canonicalize_url(url: str, strip_params: Sequence[str] = ()) -> str:

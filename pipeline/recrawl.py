@@ -33,6 +33,8 @@ __all__ = ["ListingPlan", "Recrawl", "full_walk_due", "is_due", "next_interval"]
 
 logger = logging.getLogger(__name__)
 
+_DUE_SLICE = 2000  # links whose refetch schedules are read at a time
+
 
 def next_interval(previous: int | None, *, changed: bool, minimum: int, maximum: int) -> int:
     """Seconds until an article page is due again after a fetch.
@@ -174,17 +176,21 @@ class Recrawl:
         """``links`` without the article pages that are not due yet (counted as ``not_due``)."""
         waiting = self._waiting
         links = [t for t in links if t.url not in waiting]  # most pages link the same articles
-        entries = self.table.refetch_entries([t.url for t in links])  # one query, not one a link
         now = self.clock()
         kept = []
-        for target in links:
-            entry = entries.get(target.url)
-            if entry is None or is_due(entry.due_at, now):
-                kept.append(target)
-                continue
-            waiting.add(target.url)  # not due this run: not looked up again
-            if entry.checked_at < self.started:  # not one this run fetched already
-                self.not_due.add(target.url)
+        # A slice at a time: an author archive of a 100k-article site links 20,000 articles, and
+        # their schedules read at once took ~45 MB. One query per 500 links, not one a link.
+        for start in range(0, len(links), _DUE_SLICE):
+            chunk = links[start : start + _DUE_SLICE]
+            times = self.table.refetch_times([t.url for t in chunk])
+            for target in chunk:
+                due_at, checked_at = times.get(target.url, (None, None))
+                if is_due(due_at, now):
+                    kept.append(target)
+                    continue
+                waiting.add(target.url)  # not due this run: not looked up again
+                if checked_at is not None and checked_at < self.started:
+                    self.not_due.add(target.url)  # not one this run fetched already
         return kept
 
     def waiting(self) -> Container[str]:

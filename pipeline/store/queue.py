@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Collection, Container, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -239,16 +239,29 @@ class SqliteFrontierQueue:
             # pages share most of their links: those found already are left out too
             return (found, *skip(site)) if skip is not None else (found,)
 
+        for links in self.known_links_each(urls, left_out):
+            for target in links:
+                found.setdefault(target.url, target)
+        return found
+
+    def known_links_each(
+        self, urls: Sequence[str], skip: SkipLinks | None = None
+    ) -> Iterator[list[Target]]:
+        """The links followed from each of ``urls`` last time (those that have some), a page at
+        a time, in one query per 500 URLs; ``skip`` as for ``known_links``, asked again for each
+        page, so what the caller did with one page's links can leave them out of the next's.
+
+        An author archive of a large site links tens of thousands of pages: taken a page at a
+        time, only one such page's links are held at once.
+        """
         for chunk in chunked(urls):
-            rows = self._conn.execute(
+            blobs = self._conn.execute(
                 f"SELECT links FROM pages WHERE url IN ({','.join('?' * len(chunk))}) "
                 "AND links IS NOT NULL",
                 chunk,
-            )
-            for (blob,) in rows:
-                for target in _unpack_links(blob, left_out):
-                    found.setdefault(target.url, target)
-        return found
+            ).fetchall()  # read whole: the caller may write to the table between pages
+            for (blob,) in blobs:
+                yield _unpack_links(blob, skip)
 
     def requests_by_state(self, sites: Sequence[str]) -> dict[str, int]:
         """Page counts per state for ``sites``."""

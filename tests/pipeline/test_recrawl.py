@@ -259,9 +259,14 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path):
         assert store.recrawl.listing_walk("http://site.test/topics/a/") is not None
 
 
-def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(tmp_path):
+@pytest.mark.parametrize("due_slice", [2000, 1], ids=["one-slice", "a-link-a-slice"])
+def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(
+    tmp_path, monkeypatch, due_slice
+):
     """Every page of a site links the same articles: once one is found not due, later pages'
-    links to it are answered without another lookup, and it is still counted once."""
+    links to it are answered without another lookup, and it is still counted once. The
+    schedules are read a slice of links at a time (an author archive links thousands)."""
+    monkeypatch.setattr("pipeline.recrawl._DUE_SLICE", due_slice)
     from pipeline.config import CrawlSettings
     from pipeline.models import Target
     from pipeline.recrawl import Recrawl
@@ -280,13 +285,16 @@ def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(tmp_pat
         clock.advance(minutes=1)
         policy = Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
         asked: list[list[str]] = []
-        lookup = store.recrawl.refetch_entries
-        store.recrawl.refetch_entries = lambda urls: asked.append(list(urls)) or lookup(urls)
+        lookup = store.recrawl.refetch_times
+        store.recrawl.refetch_times = lambda urls: asked.append(list(urls)) or lookup(urls)
         links = [Target(url=u, site="s") for u in ("http://s.test/waiting/", "http://s.test/new/")]
         first = policy.due(links)
         second = policy.due(links)
     assert [t.url for t in first] == [t.url for t in second] == ["http://s.test/new/"]
-    assert asked == [["http://s.test/waiting/", "http://s.test/new/"], ["http://s.test/new/"]]
+    lookups = [["http://s.test/waiting/", "http://s.test/new/"], ["http://s.test/new/"]]
+    if due_slice == 1:
+        lookups = [[url] for urls in lookups for url in urls]
+    assert asked == lookups
     assert policy.skipped() == {"not_due": 1}
 
 

@@ -259,6 +259,31 @@ def test_known_links_of_mixed_sites_and_of_older_stores_read_back(store):
     }
 
 
+def test_known_links_come_a_page_at_a_time_and_skip_is_asked_again_for_each(store):
+    q = store.queue
+    pages = {f"http://site.test/author/{i}/": i for i in range(3)}
+    links = {
+        url: [Target(url=f"http://site.test/p/{i + j}/", site="s", depth=2) for j in range(3)]
+        for url, i in pages.items()
+    }
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=url, site="s"), "site.test") for url in pages], cycle)
+        for url in pages:
+            q.complete(url, "done", fetched_at=T0, kind="other", links=links[url])
+    handled: set[str] = set()
+    given: list[str] = []
+    per_page = 0
+    for page_links in q.known_links_each(list(pages), skip=lambda site: [set(handled)]):
+        per_page += 1
+        given += [t.url for t in page_links]
+        handled.update(t.url for t in page_links)  # as a crawl queues them
+    # a list per page; pages overlap, and what one page gave is left out of the next's
+    assert per_page == 3
+    assert sorted(given) == [f"http://site.test/p/{n}/" for n in range(5)]
+    assert list(q.known_links_each(["http://site.test/never/"])) == []
+
+
 def test_a_claimed_page_s_validators_are_the_stored_ones_and_then_the_new_ones(store):
     from pipeline.models import Validators
 
