@@ -140,6 +140,12 @@ class CrawlSettings(_Section):
     max_bytes: int = Field(
         5_000_000, ge=1024, description="Largest response body kept, in bytes, after decompression."
     )
+    sitemap_max_bytes: int = Field(
+        52_428_800,
+        ge=1024,
+        description="Largest sitemap read, in bytes, after decompression (the sitemap protocol's "
+        "limit, 50 MiB); it is read as a stream and its URLs wait on disk.",
+    )
     max_depth: int = Field(
         50, ge=0, description="Link hops from a start URL beyond which links are not followed."
     )

@@ -265,7 +265,7 @@ class Crawler:
             body.seek(0)
             return parse_sitemap(
                 body,
-                max_bytes=self.crawl_settings.max_bytes,
+                max_bytes=self.crawl_settings.sitemap_max_bytes,
                 url=url,
                 into=lambda entries: spool.add((e.loc, e.lastmod) for e in entries),
             )

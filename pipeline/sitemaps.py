@@ -58,7 +58,7 @@ def parse_sitemap(
 
     Args:
         data: the body as fetched, or a binary file holding it (read from where it is).
-        max_bytes: the largest decompressed size accepted (``crawl.max_bytes``).
+        max_bytes: the largest decompressed size accepted (``crawl.sitemap_max_bytes``).
         url: for log messages.
         into: takes a ``<urlset>``'s entries as they are parsed, instead of the ``Sitemap``
             returned. It must keep all of them or none: iterating them raises when the XML
@@ -82,7 +82,7 @@ def parse_sitemap(
             return Sitemap(False, ())
         entries = tuple(stream)
     except _TooLarge:
-        logger.warning("sitemap %s is over crawl.max_bytes unzipped: ignored", url)
+        logger.warning("sitemap %s is over crawl.sitemap_max_bytes unzipped: ignored", url)
         return Sitemap(False, ())
     except (ParseError, DefusedXmlException, ValueError, StopIteration, zlib.error) as exc:
         logger.warning("sitemap %s is not usable XML (%s): ignored", url, exc)
@@ -93,7 +93,7 @@ def parse_sitemap(
 
 
 class _TooLarge(Exception):
-    """A gzipped sitemap unzips to more than ``crawl.max_bytes``."""
+    """A gzipped sitemap unzips to more than ``crawl.sitemap_max_bytes``."""
 
 
 class _Gunzipped(io.RawIOBase):

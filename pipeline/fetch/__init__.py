@@ -104,8 +104,8 @@ async def fetch_robots(
 async def fetch_sitemap(
     client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings, into: IO[bytes]
 ) -> None:
-    """GET a sitemap's bytes (redirects followed, capped at ``crawl.max_bytes``) into a file as
-    they arrive: a large sitemap is never held whole.
+    """GET a sitemap's bytes (redirects followed, capped at ``crawl.sitemap_max_bytes``) into a
+    file as they arrive: a large sitemap is never held whole.
 
     Raises:
         FetchError: unreachable, a timeout, a non-200 status, or too large.
@@ -117,7 +117,8 @@ async def fetch_sitemap(
         ):
             if response.status_code != 200:
                 raise _bad_status(response, url)
-            async for chunk in _capped_chunks(response, url, settings.max_bytes):
+            cap = settings.sitemap_max_bytes
+            async for chunk in _capped_chunks(response, url, cap, "crawl.sitemap_max_bytes"):
                 into.write(chunk)
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
@@ -345,9 +346,10 @@ async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> b
 
 
 async def _capped_chunks(
-    response: httpx2.Response, url: str, max_bytes: int
+    response: httpx2.Response, url: str, max_bytes: int, setting: str = "crawl.max_bytes"
 ) -> AsyncIterator[bytes]:
-    """The decompressed body's chunks; ``TooLarge`` as soon as they pass ``max_bytes``."""
+    """The decompressed body's chunks; ``TooLarge`` (naming ``setting``) as soon as they pass
+    ``max_bytes``."""
     declared = response.headers.get("content-length")
     if (
         declared
@@ -355,14 +357,12 @@ async def _capped_chunks(
         and int(declared) > max_bytes
         and "content-encoding" not in response.headers
     ):
-        raise TooLarge(f"{url} is {declared} bytes, over crawl.max_bytes={max_bytes}", url=url)
+        raise TooLarge(f"{url} is {declared} bytes, over {setting}={max_bytes}", url=url)
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > max_bytes:
-            raise TooLarge(
-                f"{url} passed crawl.max_bytes={max_bytes} (after decompression)", url=url
-            )
+            raise TooLarge(f"{url} passed {setting}={max_bytes} (after decompression)", url=url)
         yield chunk
 
 

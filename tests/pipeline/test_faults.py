@@ -674,6 +674,23 @@ class _Cut:
         self._reply.send(status, body[: body.index(b"</url>") + 6], **kwargs)
 
 
+@pytest.mark.parametrize(("cap", "read"), [(60_000, True), (20_000, False)])
+def test_a_sitemap_has_its_own_size_cap_above_a_page_s(tmp_path, caplog, cap, read):
+    """The sitemap (~25 KB) is over ``crawl.max_bytes`` (a page's cap, 2 KB here) but read up
+    to ``crawl.sitemap_max_bytes``; over that, it is ignored and the log names the setting."""
+    entries = [(f"/s/{i}", "2020-01-01") for i in range(300)]
+    routes = {
+        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/pages.xml": urlset(entries),
+        "/": links_page(),
+        "/s/*": ok,
+    }
+    with FaultServer(routes) as server:
+        report = crawl(tmp_path, server, max_bytes=2_000, sitemap_max_bytes=cap)
+    assert report.pages_fetched == (301 if read else 1)
+    assert ("crawl.sitemap_max_bytes" in caplog.text) is not read
+
+
 def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetched(tmp_path):
     """/s/old is unchanged (sitemap lastmod) and not refetched; the page it linked to failed
     last time, so it is queued again from /s/old's stored links, once, and fetched."""
