@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
+from pipeline.errors import StoreError
+
 __all__ = ["LastmodSpool"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -33,10 +35,14 @@ class LastmodSpool:
 
     def __init__(self) -> None:
         # An empty file name: a private temporary database on disk (SQLite's own temp directory)
-        self._conn = sqlite3.connect("", isolation_level=None)
-        self._conn.execute(
-            "CREATE TABLE entries (seq INTEGER PRIMARY KEY, loc TEXT NOT NULL, lastmod_us INTEGER)"
-        )
+        try:
+            self._conn = sqlite3.connect("", isolation_level=None)
+            self._conn.execute(
+                "CREATE TABLE entries "
+                "(seq INTEGER PRIMARY KEY, loc TEXT NOT NULL, lastmod_us INTEGER)"
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"the sitemap spool cannot be made: {exc}") from exc
         self._count = 0
 
     def __len__(self) -> int:
@@ -52,31 +58,39 @@ class LastmodSpool:
             How many were added.
 
         Raises:
+            StoreError: the spool cannot be written (its disk is full, say).
             Whatever iterating ``entries`` raises, after the batch's rows are dropped again.
         """
-        before = self._conn.total_changes
-        self._conn.execute("BEGIN")
         try:
-            self._conn.executemany(
-                "INSERT INTO entries (loc, lastmod_us) VALUES (?, ?)",
-                ((loc, _micros(lastmod)) for loc, lastmod in entries),
-            )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        added = self._conn.total_changes - before
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO entries (loc, lastmod_us) VALUES (?, ?)",
+                    ((loc, _micros(lastmod)) for loc, lastmod in entries),
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            added = self._conn.total_changes - before
+        except sqlite3.Error as exc:
+            raise StoreError(f"the sitemap spool cannot be written: {exc}") from exc
         self._count += added
         return added
 
     def newest_first(self, size: int) -> Iterator[list[tuple[str, datetime | None]]]:
-        """Every entry added, newest ``lastmod`` first (unknown last), ``size`` at a time."""
-        cursor = self._conn.execute(_READ_SQL)
+        """Every entry added, newest ``lastmod`` first (unknown last), ``size`` at a time.
+
+        Raises:
+            StoreError: the spool cannot be read.
+        """
         try:
+            cursor = self._conn.execute(_READ_SQL)
             while rows := cursor.fetchmany(size):
                 yield [(loc, _when(micros)) for loc, micros in rows]
-        finally:
-            cursor.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the sitemap spool cannot be read: {exc}") from exc
 
     def close(self) -> None:
         """Drop the spool (its file goes with the connection)."""

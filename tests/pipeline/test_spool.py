@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.errors import StoreError
 from pipeline.store import LastmodSpool
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
@@ -54,3 +55,13 @@ def test_a_batch_that_fails_halfway_leaves_nothing_of_itself_behind():
         assert read_all(spool, 10) == [("kept", T0)]
         spool.add([("after", None)])  # the spool is still usable
         assert [loc for loc, _ in read_all(spool, 10)] == ["kept", "after"]
+
+
+def test_a_spool_that_cannot_be_used_says_so_as_a_store_error():
+    spool = LastmodSpool()
+    spool.add([("a", T0)])
+    spool.close()  # as good as a vanished file for SQLite: every statement now fails
+    with pytest.raises(StoreError, match="sitemap spool cannot be written"):
+        spool.add([("b", T0)])
+    with pytest.raises(StoreError, match="sitemap spool cannot be read"):
+        read_all(spool, 10)
