@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -204,7 +205,7 @@ class Crawler:
         # Newest first over all the site's sitemaps, read back from disk a slice at a time: the
         # entries of 100,000 URLs took 24.5 MB held, and their targets, page states and queue
         # rows ~50 MB more when they were handled at once.
-        with LastmodSpool() as spool:
+        with closing(LastmodSpool()) as spool:
             await self._read_sitemaps(site, spool)
             queued = skipped = 0
             with self.store.transaction():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
 from pipeline.errors import StoreError
 
@@ -31,7 +30,7 @@ _READ_SQL = "SELECT loc, lastmod_us FROM entries ORDER BY lastmod_us IS NULL, la
 
 class LastmodSpool:
     """URLs with their ``lastmod`` (aware UTC or None), added in batches and read back newest
-    first. Use as a context manager, or call ``close``."""
+    first. Call ``close`` when done (``contextlib.closing``)."""
 
     def __init__(self) -> None:
         # An empty file name: a private temporary database on disk (SQLite's own temp directory)
@@ -43,26 +42,21 @@ class LastmodSpool:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"the sitemap spool cannot be made: {exc}") from exc
-        self._count = 0
 
     def __len__(self) -> int:
-        return self._count
+        return int(self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
-    def add(self, entries: Iterable[tuple[str, datetime | None]]) -> int:
+    def add(self, entries: Iterable[tuple[str, datetime | None]]) -> None:
         """Add entries as one batch: all of them, or none if iterating them raises.
 
         Args:
             entries: ``(url, lastmod)`` pairs, read as they come (a parser's stream).
-
-        Returns:
-            How many were added.
 
         Raises:
             StoreError: the spool cannot be written (its disk is full, say).
             Whatever iterating ``entries`` raises, after the batch's rows are dropped again.
         """
         try:
-            before = self._conn.total_changes
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(
@@ -73,11 +67,8 @@ class LastmodSpool:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-            added = self._conn.total_changes - before
         except sqlite3.Error as exc:
             raise StoreError(f"the sitemap spool cannot be written: {exc}") from exc
-        self._count += added
-        return added
 
     def newest_first(self, size: int) -> Iterator[list[tuple[str, datetime | None]]]:
         """Every entry added, newest ``lastmod`` first (unknown last), ``size`` at a time.
@@ -95,17 +86,6 @@ class LastmodSpool:
     def close(self) -> None:
         """Drop the spool (its file goes with the connection)."""
         self._conn.close()
-
-    def __enter__(self) -> LastmodSpool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _micros(when: datetime | None) -> int | None:

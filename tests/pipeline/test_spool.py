@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ def read_all(spool: LastmodSpool, size: int) -> list[tuple[str, datetime | None]
 
 
 def test_entries_come_back_newest_first_unknown_last_and_stable_among_equals():
-    with LastmodSpool() as spool:
+    with closing(LastmodSpool()) as spool:
         spool.add([("a", T0), ("b", None), ("c", T0 + timedelta(days=1))])
         spool.add([("d", T0), ("e", T0 - timedelta(days=1)), ("f", None)])
         assert len(spool) == 6
@@ -26,7 +27,7 @@ def test_entries_come_back_newest_first_unknown_last_and_stable_among_equals():
 
 def test_lastmod_comes_back_exactly_to_the_microsecond():
     odd = [T0 + timedelta(microseconds=1), datetime(1969, 7, 20, 20, 17, 40, 999_999, tzinfo=UTC)]
-    with LastmodSpool() as spool:
+    with closing(LastmodSpool()) as spool:
         spool.add(("u", when) for when in odd)
         assert [when for _, when in read_all(spool, 10)] == odd
         assert all(when is not None and when.tzinfo == UTC for _, when in read_all(spool, 10))
@@ -34,7 +35,7 @@ def test_lastmod_comes_back_exactly_to_the_microsecond():
 
 def test_slices_are_of_the_size_asked_and_cover_everything_once():
     entries = [(f"u{i}", T0 - timedelta(minutes=i)) for i in range(2_500)]
-    with LastmodSpool() as spool:
+    with closing(LastmodSpool()) as spool:
         spool.add(iter(entries))
         chunks = list(spool.newest_first(1_000))
         assert [len(c) for c in chunks] == [1_000, 1_000, 500]
@@ -47,7 +48,7 @@ def test_a_batch_that_fails_halfway_leaves_nothing_of_itself_behind():
         yield ("y", T0)
         raise ValueError("the XML ended too soon")
 
-    with LastmodSpool() as spool:
+    with closing(LastmodSpool()) as spool:
         spool.add([("kept", T0)])
         with pytest.raises(ValueError, match="too soon"):
             spool.add(broken())
