@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborNode
 
@@ -21,6 +21,7 @@ from pipeline.extract.dom import (
     attr,
     block_text,
     classes,
+    defrag,
     inline_text,
     is_inside,
     select,
@@ -104,7 +105,7 @@ def _is_archive(doc: Document) -> bool:
 def _single_card(doc: Document, scope: LexborNode) -> CardGroup | None:
     """The one post card of a listing's last page (a group of one)."""
     noise = doc.region_ids(scope, NOISE)
-    host, own = _host(doc.url), urldefrag(doc.url).url
+    host, own = _host(doc.url), defrag(doc.url)
     pairs = []
     for node in select(scope, SINGLE_CARD):
         if is_inside(node, noise) or select_first(node, "h1") is not None:
@@ -112,7 +113,7 @@ def _single_card(doc: Document, scope: LexborNode) -> CardGroup | None:
         heading = select_first(node, CARD_TITLE) or select_first(node, HEADINGS)
         anchor = select_first(heading, "a[href]") if heading is not None else None
         url = doc.resolve(attr(anchor, "href")) if anchor is not None else None
-        if url and _article_like(url := urldefrag(url).url, host, own):
+        if url and _article_like(url := defrag(url), host, own):
             pairs.append((node, url))
     return _evaluate(doc, pairs, minimum=1) if len(pairs) == 1 else None
 
@@ -121,12 +122,12 @@ def _candidate_groups(doc: Document, scope: LexborNode) -> list[list[tuple[Lexbo
     """Repeated blocks around article links, grouped by tag+classes, largest group first."""
     noise = doc.region_ids(scope, NOISE)
     host = _host(doc.url)
-    own = urldefrag(doc.url).url
+    own = defrag(doc.url)
     links: list[tuple[str, list[LexborNode]]] = []
     holder: dict[int, str] = {}
     for anchor in select(scope, "a[href]"):
         url = doc.resolve(anchor.attributes.get("href"))
-        if url is None or not _article_like(url := urldefrag(url).url, host, own):
+        if url is None or not _article_like(url := defrag(url), host, own):
             continue
         chain = _chain(anchor, scope, noise)
         if chain is None:
@@ -211,7 +212,7 @@ def _first_article_url(doc: Document, node: LexborNode) -> str | None:
     for anchor in [node, *select(node, "a[href]")]:
         url = doc.resolve(anchor.attributes.get("href")) if anchor.tag == "a" else None
         if url:
-            return urldefrag(url).url
+            return defrag(url)
     return None
 
 
@@ -295,7 +296,7 @@ def _card_title(
             return text
     best = ""
     for anchor in select(card, "a[href]") if card.tag != "a" else [card]:
-        if urldefrag(doc.resolve(anchor.attributes.get("href")) or "").url == url:
+        if defrag(doc.resolve(anchor.attributes.get("href")) or "") == url:
             text = inline_text(anchor)
             best = text if len(text) > len(best) else best
     if best:

@@ -8,7 +8,7 @@ topic: author, date and search archives list posts too, but their heading is not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import unquote, urldefrag, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from selectolax.lexbor import LexborNode
 
@@ -19,6 +19,7 @@ from pipeline.extract.dom import (
     attr,
     block_text,
     classes,
+    defrag,
     inline_text,
     is_inside,
     select,
@@ -193,9 +194,9 @@ def _next_url(doc: Document) -> str | None:
 def _page_urls(doc: Document) -> tuple[str, ...]:
     """Every pagination link of the page, once each, in page order (this page left out)."""
     urls: dict[str, None] = {}
-    own = urldefrag(doc.url).url
+    own = defrag(doc.url)
     for node in select(doc.body, PAGINATION_LINKS):
         url = doc.resolve(attr(node, "href"))
-        if url and urldefrag(url).url != own:
+        if url and defrag(url) != own:
             urls.setdefault(url, None)
     return tuple(urls)

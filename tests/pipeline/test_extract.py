@@ -449,3 +449,34 @@ def test_selector_unions_select_what_their_parts_select():
         expected = set().union(*(select_ids(body, part) for part in parts))
         assert select_ids(body, union) == expected
         assert len(expected) > 5
+
+
+def test_pagination_links_below_every_container_kind_once_each_in_page_order():
+    # lexbor's ``:is(X) a`` misses links below a child element of X: each container kind
+    # here holds its link two levels down, and the ``.page-numbers`` links are the containers.
+    from pipeline.extract.dom import parse_document, select
+    from pipeline.extract.selectors import PAGINATION, PAGINATION_LINKS
+
+    containers = PAGINATION.split(", ")
+    html = "<body><a href='/before'>x</a>"
+    for n, container in enumerate(containers):
+        tag, _, cls = container.partition(".")
+        if container.startswith("["):
+            tag, attrs = "div", "aria-label='Pagination'"
+        else:
+            tag, attrs = (tag or "div"), (f"class='{cls}'" if cls else f"id='{container[1:]}'")
+        html += f"<{tag} {attrs}><ul><li><a href='/c{n}'>{n}</a></li></ul></{tag}>"
+    html += "<div class='nav-links'><a class='page-numbers' href='/pn'><b>9</b></a></div>"
+    html += "<p><a class='page-numbers' href='/alone'>10</a></p><a href='/after'>y</a></body>"
+    doc = parse_document(html, "http://site.test/")
+    found = [node.attributes["href"] for node in select(doc.body, PAGINATION_LINKS)]
+    assert found == [f"/c{n}" for n in range(len(containers))] + ["/pn", "/alone"]
+
+
+def test_select_gives_each_match_of_a_list_once():
+    from pipeline.extract.dom import parse_document, select
+
+    doc = parse_document("<body><p class='a b'>1</p><p class='b'>2</p></body>", "http://s.test/")
+    assert [n.text() for n in select(doc.body, ".a, .b")] == ["1", "2"]
+    assert [n.text() for n in select(doc.body, "p:is(.a, .b)")] == ["1", "2"]
+    assert [n.text() for n in select(doc.body, "p[title='x,y'], .b, .a")] == ["1", "2"]
