@@ -36,16 +36,18 @@ import os
 import subprocess
 import sys
 import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from contextlib import closing
-from itertools import islice
-from typing import IO
+from typing import IO, Any
 
 import index as search_index
 from pipeline.config import Settings
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, SyncReport, index_dir, sync_index
 
-__all__ = ["IndexFollower"]
+__all__ = ["IndexFollower", "IndexedRecords"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,41 +184,124 @@ def _answer(out: str) -> tuple[int, SyncReport | None]:
         return 0, None
 
 
-def _follow(store: Store, settings: Settings, stop: threading.Event) -> int:
+class IndexedRecords:
+    """What this process has committed to the index: each record's id and content hash.
+
+    A record changes again with the same content when another listing page lists it: in a
+    20k first crawl 30,000 of the 52,000 changes the index process read were such, each read
+    from the store, decoded, looked up in the index and found unchanged (~0.15 ms of CPU). With
+    this it skips them before reading them. Kept as two sorted arrays of 64-bit keys (an id's
+    16 hex digits, the first 16 of its hash): 16 bytes a record, 1.6 MB at 100,000.
+
+    Only a hint: should the index lose a record after this process wrote it (rebuilt or edited
+    meanwhile), the final sync's check of every document against the store puts it back.
+    """
+
+    def __init__(self) -> None:
+        self._ids = array("Q")
+        self._hashes = array("Q")
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def holds(self, record_id: str, content_hash: str, status: str) -> bool:
+        """Whether this process left the record in the index with this content hash."""
+        key, value = _key(record_id), _key(content_hash)
+        if key is None or value is None or not search_index.is_indexable({"status": status}):
+            return False
+        at = bisect_left(self._ids, key)
+        return at < len(self._ids) and self._ids[at] == key and self._hashes[at] == value
+
+    def note(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Remember what a successful commit of ``records`` left in the index."""
+        changes: dict[int, int | None] = {}
+        for record in records:
+            key = _key(str(record["id"]))
+            if key is not None:
+                indexed = search_index.is_indexable(record)
+                changes[key] = _key(str(record.get("content_hash") or "")) if indexed else None
+        new = sorted(changes.items())
+        ids, hashes = array("Q"), array("Q")
+        at = 0
+        for key, value in zip(self._ids, self._hashes, strict=True):
+            while at < len(new) and new[at][0] < key:
+                _keep(ids, hashes, *new[at])
+                at += 1
+            if at < len(new) and new[at][0] == key:
+                _keep(ids, hashes, *new[at])
+                at += 1
+            else:
+                _keep(ids, hashes, key, value)
+        for key, change in new[at:]:
+            _keep(ids, hashes, key, change)
+        self._ids, self._hashes = ids, hashes
+
+
+def _key(hex_digits: str) -> int | None:
+    """The first 16 hex digits as a 64-bit key; None if they are not hex."""
+    try:
+        return int(hex_digits[:16], 16) if hex_digits else None
+    except ValueError:
+        return None
+
+
+def _keep(ids: array[int], hashes: array[int], key: int, value: int | None) -> None:
+    if value is not None:
+        ids.append(key)
+        hashes.append(value)
+
+
+def _follow(
+    store: Store, settings: Settings, stop: threading.Event, indexed: IndexedRecords
+) -> int:
     """Apply whole batches of the store's changes until ``stop`` is set; return how many
     documents were written."""
     written = 0
     cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
     while not stop.is_set():
-        cursor, more, count = _apply_batch(store, settings, cursor)
+        cursor, more, count = _apply_batch(store, settings, cursor, indexed)
         written += count
         if not more:
             stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
     return written
 
 
-def _apply_batch(store: Store, settings: Settings, cursor: int) -> tuple[int, bool, int]:
-    """Apply the fetched articles changed after ``cursor`` if a whole batch waits (up to four).
+def _apply_batch(
+    store: Store, settings: Settings, cursor: int, indexed: IndexedRecords
+) -> tuple[int, bool, int]:
+    """Apply the fetched articles changed after ``cursor`` if a whole batch waits (up to four),
+    leaving out those ``indexed`` holds as they are.
 
     Returns:
         The new cursor, whether a whole batch was there (more may wait), and how many
         documents were written.
     """
     size = settings.index.batch_size
+    pending: list[str] = []
+    passed = last = cursor  # passed: every change up to it is in the index already
     # Articles known only from a listing card wait for their page: indexing them twice (card,
     # then page a moment later) doubled the work of a first crawl, which lists before it reads.
-    with closing(store.records.iter_articles(since_seq=cursor, fetched_only=True)) as changed:
-        batch = list(islice(changed, size * _MAX_BATCHES))
-    if len(batch) < size:
-        return cursor, False, 0
+    with closing(store.records.article_changes(since_seq=cursor, fetched_only=True)) as changes:
+        for seq, record_id, content_hash, status in changes:
+            if indexed.holds(record_id, content_hash, status):
+                passed = seq if not pending else passed
+                continue
+            pending.append(record_id)
+            last = seq
+            if len(pending) >= size * _MAX_BATCHES:
+                break
+    if len(pending) < size:
+        return passed, False, 0
     # One commit for all of it: a whoosh commit (segment flush, merges) cost ~40% of the
     # child's time at one per batch, and the backlog only grows while the crawl is faster.
-    # A record listed again changes (new seq) with the same content: the index leaves it be.
+    # Read now, a record may be newer than its change above: its next change finds it held.
+    batch = list(store.records.articles_by_id(pending))
     stats = search_index.apply_changes(
         index_dir(settings), batch, batch_size=len(batch), limit_mb=settings.index.limit_mb
     )
+    indexed.note(batch)
     logger.debug("indexed %s changes: %s", len(batch), stats)
-    return int(batch[-1]["seq"]), True, stats.added + stats.updated
+    return last, True, stats.added + stats.updated
 
 
 def _watch_stdin(stream: IO[str], stop: threading.Event, command: list[str]) -> None:
@@ -241,12 +326,14 @@ def main(argv: list[str]) -> int:
     try:
         settings = Settings.model_validate_json(sys.stdin.readline())
         threading.Thread(target=_watch_stdin, args=(sys.stdin, stop, command), daemon=True).start()
+        indexed = IndexedRecords()
         with Store(settings.storage.dir) as store:
-            written = _follow(store, settings, stop)
+            written = _follow(store, settings, stop, indexed)
             if command == ["finish"]:
                 # commits as large as the following's: the backlog is all there already
                 batch_size = settings.index.batch_size * _MAX_BATCHES
-                sync = sync_index(store, settings, batch_size=batch_size).to_dict()
+                report = sync_index(store, settings, batch_size=batch_size, skip=indexed.holds)
+                sync = report.to_dict()
     except Exception as exc:  # noqa: BLE001 - the child's one catch-all: the crawl syncs instead
         logger.warning("indexing beside the crawl stopped: %s; the crawl syncs the index", exc)
     try:

@@ -14,6 +14,7 @@ next run. Only an index that cannot be read at all (damaged, another schema vers
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,12 @@ def index_dir(settings: Settings) -> Path:
 
 
 def sync_index(
-    store: Store, settings: Settings, *, rebuild: bool = False, batch_size: int | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    batch_size: int | None = None,
+    skip: Callable[[str, str, str], bool] | None = None,
 ) -> SyncReport:
     """Apply the store's changes since the last sync to the index, then repair any difference.
 
@@ -60,6 +66,9 @@ def sync_index(
         settings: for the index location and batch size.
         rebuild: rebuild from the whole store even when the index looks consistent.
         batch_size: records per index commit (default ``index.batch_size``).
+        skip: ``skip(id, content_hash, status)`` is true for a changed record the caller knows
+            the index already holds as it is (the crawl's index process); the check against
+            the store after the changes still covers it.
 
     Returns:
         What was done: mode ``rebuild``, ``incremental`` (changes applied), ``repair``
@@ -73,7 +82,7 @@ def sync_index(
     if not rebuild:
         try:
             return _sync_incrementally(
-                store, settings, path, upto, batch_size or settings.index.batch_size
+                store, settings, path, upto, batch_size or settings.index.batch_size, skip
             )
         except SearchIndexError as exc:  # a busy lock fails the rebuild too, and says so
             logger.warning("search index unreadable (%s); rebuilding it from the store", exc)
@@ -88,7 +97,12 @@ def sync_index(
 
 
 def _sync_incrementally(
-    store: Store, settings: Settings, path: Path, upto: int, batch_size: int
+    store: Store,
+    settings: Settings,
+    path: Path,
+    upto: int,
+    batch_size: int,
+    skip: Callable[[str, str, str], bool] | None = None,
 ) -> SyncReport:
     """Apply changes after the watermark, then check the index against the store and repair it."""
     watermark = int(store.get_meta(WATERMARK_KEY, "0") or 0)
@@ -100,7 +114,7 @@ def _sync_incrementally(
         # Changes are applied again after a crash, and the index process of a crawl
         # (``pipeline.follow``) applies most of a crawl's changes before this sync sees them:
         # the index leaves those whose content hash it already holds.
-        changed = store.records.iter_articles(since_seq=watermark)
+        changed = store.records.iter_articles(since_seq=watermark, skip=skip)
         stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"

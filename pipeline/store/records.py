@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -344,15 +344,36 @@ class RecordTable:
 
     # -- reads -------------------------------------------------------------------------------
     def iter_articles(
-        self, *, since_seq: int = 0, site: str | None = None, fetched_only: bool = False
+        self,
+        *,
+        since_seq: int = 0,
+        site: str | None = None,
+        fetched_only: bool = False,
+        skip: Callable[[str, str, str], bool] | None = None,
     ) -> Generator[dict[str, Any], None, None]:
         """Articles in the export contract's shape, ordered by ``seq`` (change order).
 
-        ``fetched_only`` leaves out articles known only from listing cards so far.
+        ``fetched_only`` leaves out articles known only from listing cards so far; ``skip``
+        leaves out those for which ``skip(id, content_hash, status)`` is true, before their
+        JSON is read.
         """
         rows = self._changed_rows("articles", since_seq, site, "page IS NOT NULL" * fetched_only)
         for row in rows:
-            yield self._article_out(row)
+            if skip is None or not skip(row["id"], row["content_hash"], row["status"]):
+                yield self._article_out(row)
+
+    def article_changes(
+        self, *, since_seq: int = 0, fetched_only: bool = False
+    ) -> Generator[tuple[int, str, str, str], None, None]:
+        """``(seq, id, content_hash, status)`` of the articles changed after ``since_seq``, in
+        change order: ``iter_articles`` without reading any record."""
+        condition = " AND page IS NOT NULL" * fetched_only
+        for row in self._conn.execute(
+            "SELECT seq, id, content_hash, status FROM articles"
+            f" WHERE seq > ?{condition} ORDER BY seq",
+            (since_seq,),
+        ):
+            yield int(row[0]), str(row[1]), str(row[2]), str(row[3])
 
     def _changed_rows(
         self, table: str, since_seq: int, site: str | None, condition: str = ""

@@ -21,7 +21,7 @@ from index.writer import write_lock
 from pipeline.config import Settings
 from pipeline.demo import DemoServer
 from pipeline.errors import SearchIndexError
-from pipeline.follow import IndexFollower, _apply_batch
+from pipeline.follow import IndexedRecords, IndexFollower, _apply_batch
 from pipeline.run import run_once
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
@@ -86,18 +86,110 @@ def test_the_child_indexes_what_waits_and_the_sync_writes_only_what_it_left(sett
 
 
 def test_a_batch_the_index_already_holds_is_not_written_again(settings: Settings):
-    # What a crash before the watermark moved, or a relisting, brings back: changes whose
-    # content the index already holds. The index compares content hashes: no map of what
-    # this process wrote, which a new process would not have anyway.
+    # What a crash before the watermark moved brings back to a new process (which knows
+    # nothing of what the last one wrote): the index compares content hashes.
     settings = _with_index(settings, batch_size=15)
     with Store(settings.storage.dir) as store:
         last = store.max_seq()
-        assert _apply_batch(store, settings, 0) == (last, True, 40)
-        assert _apply_batch(store, settings, 0) == (last, True, 0)
-        assert _apply_batch(store, settings, last) == (last, False, 0)
+        assert _apply_batch(store, settings, 0, IndexedRecords()) == (last, True, 40)
+        assert _apply_batch(store, settings, 0, IndexedRecords()) == (last, True, 0)
+        assert _apply_batch(store, settings, last, IndexedRecords()) == (last, False, 0)
         assert search_index.indexed_hashes(index_dir(settings)) == (
             store.records.active_article_hashes()
         )
+
+
+def _index_files(settings: Settings) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in index_dir(settings).rglob("*") if p.is_file()}
+
+
+def test_changes_this_process_indexed_as_they_are_are_passed_without_reading_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    # A relisting changes a record (new seq) but not its content: the process that indexed it
+    # passes it by, neither reading it from the store nor asking the index.
+    indexed = IndexedRecords()
+    with Store(settings.storage.dir) as store:
+        articles = list(store.records.iter_articles())
+        last = store.max_seq()
+        assert _apply_batch(store, _with_index(settings, batch_size=10), 0, indexed) == (
+            last,
+            True,
+            40,
+        )
+        settings = _with_index(settings, batch_size=3)
+        assert len(indexed) == 40
+        before = _index_files(settings)
+        read: list[str] = []
+        by_id = store.records.articles_by_id
+        monkeypatch.setattr(
+            store.records, "articles_by_id", lambda ids: read.extend(ids) or by_id(ids)
+        )
+        # the same changes again (a crash of the crawl's sync, relistings): all passed
+        assert _apply_batch(store, settings, 0, indexed) == (last, False, 0)
+        assert read == []
+        assert _index_files(settings) == before
+        # two changed (gone), among unchanged ones: fewer than a batch waits, and the cursor
+        # stops before the first of them
+        with store.transaction():
+            for article in articles[:2]:
+                store.records.mark_gone(article["url"], datetime.now(UTC), None)
+        cursor, more, written = _apply_batch(store, settings, 0, indexed)
+        assert (cursor, more, written) == (last, False, 0)
+        assert read == []
+        with store.transaction():
+            store.records.mark_gone(articles[2]["url"], datetime.now(UTC), None)
+        assert _apply_batch(store, settings, cursor, indexed) == (store.max_seq(), True, 0)
+        assert sorted(read) == sorted(a["id"] for a in articles[:3])
+        assert len(indexed) == 37
+        assert search_index.indexed_hashes(index_dir(settings)) == (
+            store.records.active_article_hashes()
+        )
+
+
+def test_indexed_records_hold_what_was_noted_until_it_changes():
+    indexed = IndexedRecords()
+    a, b, c = "0123456789abcdef", "00000000000000ff", "fedcba9876543210"
+    ha, hb = "aa" * 32, "bb" * 32
+    indexed.note([{"id": b, "content_hash": hb, "status": "active"}])
+    indexed.note(
+        [
+            {"id": a, "content_hash": ha, "status": "active"},
+            {"id": c, "content_hash": "", "status": "active"},  # no hash: nothing to compare
+            {"id": "not-hex", "content_hash": ha, "status": "active"},
+        ]
+    )
+    assert len(indexed) == 2
+    assert indexed.holds(a, ha, "active")
+    assert indexed.holds(b, hb, "active")
+    assert not indexed.holds(a, hb, "active")  # another content
+    assert not indexed.holds(a, ha, "gone")  # the index drops a gone record
+    assert not indexed.holds(c, "", "active")
+    assert not indexed.holds("not-hex", ha, "active")
+    indexed.note([{"id": b, "content_hash": hb, "status": "gone"}])  # deleted by that commit
+    assert not indexed.holds(b, hb, "active")
+    assert indexed.holds(a, ha, "active")
+    assert len(indexed) == 1
+    indexed.note([{"id": a, "content_hash": hb, "status": "active"}])  # updated
+    assert indexed.holds(a, hb, "active")
+    assert not indexed.holds(a, ha, "active")
+
+
+def test_the_final_sync_passes_what_the_child_holds_and_the_check_repairs_the_rest(
+    settings: Settings,
+):
+    settings = _with_index(settings, batch_size=15)
+    path = index_dir(settings)
+    indexed = IndexedRecords()
+    with Store(settings.storage.dir) as store:
+        articles = list(store.records.iter_articles())
+        _apply_batch(store, settings, 0, indexed)
+        # behind the process's back, one of its documents leaves the index
+        search_index.apply_changes(path, [], [articles[5]["id"]])
+        report = sync_index(store, settings, skip=indexed.holds)
+        # nothing applied from the changes (all held), and the check puts the lost one back
+        assert (report.mode, report.written, report.documents) == ("repair", 1, 40)
+        assert search_index.indexed_hashes(path) == store.records.active_article_hashes()
 
 
 @pytest.mark.parametrize("ahead", [False, True], ids=["finish", "begin_finish"])
