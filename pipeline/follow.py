@@ -40,6 +40,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from contextlib import closing
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import index as search_index
@@ -47,7 +48,7 @@ from pipeline.config import Settings
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, SyncReport, index_dir, sync_index
 
-__all__ = ["IndexFollower", "IndexedRecords"]
+__all__ = ["Backlog", "IndexFollower", "IndexedRecords"]
 
 logger = logging.getLogger(__name__)
 
@@ -251,15 +252,24 @@ def _keep(ids: array[int], hashes: array[int], key: int, value: int | None) -> N
         hashes.append(value)
 
 
+@dataclass(slots=True)
+class Backlog:
+    """The changes the index process has looked at: up to which ``seq``, and the ids among
+    them still to apply (in change order, each once)."""
+
+    scanned: int
+    pending: dict[str, None] = field(default_factory=dict)
+
+
 def _follow(
     store: Store, settings: Settings, stop: threading.Event, indexed: IndexedRecords
 ) -> int:
     """Apply whole batches of the store's changes until ``stop`` is set; return how many
     documents were written."""
     written = 0
-    cursor = int(store.get_meta(WATERMARK_KEY, "0") or 0)
+    backlog = Backlog(scanned=int(store.get_meta(WATERMARK_KEY, "0") or 0))
     while not stop.is_set():
-        cursor, more, count = _apply_batch(store, settings, cursor, indexed)
+        more, count = _apply_batch(store, settings, backlog, indexed)
         written += count
         if not more:
             stop.wait(POLL_SECONDS)  # no whole batch yet: look again soon, or stop
@@ -267,31 +277,30 @@ def _follow(
 
 
 def _apply_batch(
-    store: Store, settings: Settings, cursor: int, indexed: IndexedRecords
-) -> tuple[int, bool, int]:
-    """Apply the fetched articles changed after ``cursor`` if a whole batch waits (up to four),
-    leaving out those ``indexed`` holds as they are.
+    store: Store, settings: Settings, backlog: Backlog, indexed: IndexedRecords
+) -> tuple[bool, int]:
+    """Look at the fetched articles changed since ``backlog.scanned``, leaving out those
+    ``indexed`` holds as they are, and apply what waits if it makes a whole batch (up to four).
 
     Returns:
-        The new cursor, whether a whole batch was there (more may wait), and how many
-        documents were written.
+        Whether a whole batch was there (more may wait), and how many documents were written.
     """
     size = settings.index.batch_size
-    pending: list[str] = []
-    passed = last = cursor  # passed: every change up to it is in the index already
+    pending = backlog.pending
     # Articles known only from a listing card wait for their page: indexing them twice (card,
     # then page a moment later) doubled the work of a first crawl, which lists before it reads.
-    with closing(store.records.article_changes(since_seq=cursor, fetched_only=True)) as changes:
+    # Each change is looked at once: what waits is remembered, not read again at each look.
+    with closing(
+        store.records.article_changes(since_seq=backlog.scanned, fetched_only=True)
+    ) as changes:
         for seq, record_id, content_hash, status in changes:
-            if indexed.holds(record_id, content_hash, status):
-                passed = seq if not pending else passed
-                continue
-            pending.append(record_id)
-            last = seq
-            if len(pending) >= size * _MAX_BATCHES:
-                break
+            backlog.scanned = seq
+            if not indexed.holds(record_id, content_hash, status):
+                pending[record_id] = None
+                if len(pending) >= size * _MAX_BATCHES:
+                    break
     if len(pending) < size:
-        return passed, False, 0
+        return False, 0
     # One commit for all of it: a whoosh commit (segment flush, merges) cost ~40% of the
     # child's time at one per batch, and the backlog only grows while the crawl is faster.
     # Read now, a record may be newer than its change above: its next change finds it held.
@@ -300,8 +309,9 @@ def _apply_batch(
         index_dir(settings), batch, batch_size=len(batch), limit_mb=settings.index.limit_mb
     )
     indexed.note(batch)
+    pending.clear()
     logger.debug("indexed %s changes: %s", len(batch), stats)
-    return last, True, stats.added + stats.updated
+    return True, stats.added + stats.updated
 
 
 def _watch_stdin(stream: IO[str], stop: threading.Event, command: list[str]) -> None:

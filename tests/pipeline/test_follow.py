@@ -21,7 +21,7 @@ from index.writer import write_lock
 from pipeline.config import Settings
 from pipeline.demo import DemoServer
 from pipeline.errors import SearchIndexError
-from pipeline.follow import IndexedRecords, IndexFollower, _apply_batch
+from pipeline.follow import Backlog, IndexedRecords, IndexFollower, _apply_batch
 from pipeline.run import run_once
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, index_dir, sync_index
@@ -91,9 +91,11 @@ def test_a_batch_the_index_already_holds_is_not_written_again(settings: Settings
     settings = _with_index(settings, batch_size=15)
     with Store(settings.storage.dir) as store:
         last = store.max_seq()
-        assert _apply_batch(store, settings, 0, IndexedRecords()) == (last, True, 40)
-        assert _apply_batch(store, settings, 0, IndexedRecords()) == (last, True, 0)
-        assert _apply_batch(store, settings, last, IndexedRecords()) == (last, False, 0)
+        for written in (40, 0):
+            backlog = Backlog(scanned=0)
+            assert _apply_batch(store, settings, backlog, IndexedRecords()) == (True, written)
+            assert (backlog.scanned, backlog.pending) == (last, {})
+        assert _apply_batch(store, settings, backlog, IndexedRecords()) == (False, 0)
         assert search_index.indexed_hashes(index_dir(settings)) == (
             store.records.active_article_hashes()
         )
@@ -112,12 +114,9 @@ def test_changes_this_process_indexed_as_they_are_are_passed_without_reading_the
     with Store(settings.storage.dir) as store:
         articles = list(store.records.iter_articles())
         last = store.max_seq()
-        assert _apply_batch(store, _with_index(settings, batch_size=10), 0, indexed) == (
-            last,
-            True,
-            40,
-        )
-        settings = _with_index(settings, batch_size=3)
+        backlog = Backlog(scanned=0)
+        ten = _with_index(settings, batch_size=10)
+        assert _apply_batch(store, ten, backlog, indexed) == (True, 40)
         assert len(indexed) == 40
         before = _index_files(settings)
         read: list[str] = []
@@ -126,20 +125,25 @@ def test_changes_this_process_indexed_as_they_are_are_passed_without_reading_the
             store.records, "articles_by_id", lambda ids: read.extend(ids) or by_id(ids)
         )
         # the same changes again (a crash of the crawl's sync, relistings): all passed
-        assert _apply_batch(store, settings, 0, indexed) == (last, False, 0)
-        assert read == []
+        again = Backlog(scanned=0)
+        assert _apply_batch(store, ten, again, indexed) == (False, 0)
+        assert (again.scanned, again.pending, read) == (last, {}, [])
         assert _index_files(settings) == before
-        # two changed (gone), among unchanged ones: fewer than a batch waits, and the cursor
-        # stops before the first of them
+        # two change (gone), fewer than a batch of three: they wait, and are not looked at
+        # again (nor read) at the next look
+        three = _with_index(settings, batch_size=3)
         with store.transaction():
             for article in articles[:2]:
                 store.records.mark_gone(article["url"], datetime.now(UTC), None)
-        cursor, more, written = _apply_batch(store, settings, 0, indexed)
-        assert (cursor, more, written) == (last, False, 0)
-        assert read == []
+        assert _apply_batch(store, three, again, indexed) == (False, 0)
+        assert list(again.pending) == [a["id"] for a in articles[:2]]
+        scanned = again.scanned
+        assert _apply_batch(store, three, again, indexed) == (False, 0)
+        assert (again.scanned, read) == (scanned, [])
         with store.transaction():
             store.records.mark_gone(articles[2]["url"], datetime.now(UTC), None)
-        assert _apply_batch(store, settings, cursor, indexed) == (store.max_seq(), True, 0)
+        assert _apply_batch(store, three, again, indexed) == (True, 0)
+        assert (again.scanned, again.pending) == (store.max_seq(), {})
         assert sorted(read) == sorted(a["id"] for a in articles[:3])
         assert len(indexed) == 37
         assert search_index.indexed_hashes(index_dir(settings)) == (
@@ -183,7 +187,7 @@ def test_the_final_sync_passes_what_the_child_holds_and_the_check_repairs_the_re
     indexed = IndexedRecords()
     with Store(settings.storage.dir) as store:
         articles = list(store.records.iter_articles())
-        _apply_batch(store, settings, 0, indexed)
+        _apply_batch(store, settings, Backlog(scanned=0), indexed)
         # behind the process's back, one of its documents leaves the index
         search_index.apply_changes(path, [], [articles[5]["id"]])
         report = sync_index(store, settings, skip=indexed.holds)
