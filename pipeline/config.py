@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -422,9 +423,15 @@ class SiteConfig(_Section):
     @property
     def hosts(self) -> frozenset[str]:
         """Hosts in scope: ``allowed_hosts``, else the start URLs' hosts."""
-        if self.allowed_hosts:
-            return frozenset(h.lower() for h in self.allowed_hosts)
-        return frozenset((urlsplit(u).hostname or "").lower() for u in self.start_urls)
+        return _hosts(tuple(self.allowed_hosts), tuple(self.start_urls))
+
+
+@lru_cache(maxsize=256)
+def _hosts(allowed_hosts: tuple[str, ...], start_urls: tuple[str, ...]) -> frozenset[str]:
+    """``SiteConfig.hosts``, worked out once: a crawl asks it for every link it weighs."""
+    if allowed_hosts:
+        return frozenset(h.lower() for h in allowed_hosts)
+    return frozenset((urlsplit(u).hostname or "").lower() for u in start_urls)
 
 
 class Settings(_Section):
