@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from hashlib import blake2b
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -386,6 +387,42 @@ def indexed_digests(path: Path) -> dict[str, int]:
         SearchIndexError: the index has another schema version or cannot be read.
     """
     return _id_columns(path, hash)
+
+
+def checksum(pairs: Iterable[tuple[str, str]]) -> tuple[int, int]:
+    """``(count, sum)`` of ``(record id, content_hash)`` pairs: the sum of a 64-bit digest of
+    each pair, modulo 2**64, so the same pairs in any order give the same checksum.
+
+    ``indexed_checksum`` gives the index's: equal checksums say the index holds what the pairs
+    say without a map of every document (12.7 MB at 100,000), unequal ones that it does not.
+    """
+    count = total = 0
+    for record_id, content_hash in pairs:
+        digest = blake2b(f"{record_id}\0{content_hash}".encode(), digest_size=8).digest()
+        total += int.from_bytes(digest, "little")
+        count += 1
+    return count, total % 2**64
+
+
+def indexed_checksum(path: Path) -> tuple[int, int]:
+    """``checksum`` of the index's ``(record id, content_hash)`` of every document, read from
+    two column files in one pass, holding none of them.
+
+    Raises:
+        SearchIndexError: the index has another schema version or cannot be read.
+    """
+
+    def read(searcher: Any) -> tuple[int, int]:
+        def pairs() -> Iterator[tuple[str, str]]:
+            for leaf, _offset in searcher.reader().leaf_readers():  # per segment: see below
+                ids = leaf.column_reader("id")
+                hashes = leaf.column_reader("content_hash")
+                for docnum in leaf.all_doc_ids():
+                    yield str(ids[docnum]), str(hashes[docnum])
+
+        return checksum(pairs())
+
+    return read_index(path, read, (0, 0))
 
 
 def _id_columns(path: Path, value: Callable[[str], V]) -> dict[str, V]:

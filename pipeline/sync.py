@@ -118,8 +118,14 @@ def _sync_incrementally(
         stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
-    # read after the writes: a writer and this map of every document never both in memory
-    stale, extra = _differences(store, search_index.indexed_digests(path))
+    # Checksums first: while the index agrees with the store (nearly always) no map of every
+    # document is built (12.7 MB at 100,000). Read after the writes: a writer and that map are
+    # never both in memory.
+    active = store.records.iter_active_article_hashes()
+    stale: list[str] = []
+    extra: list[str] = []
+    if search_index.indexed_checksum(path) != search_index.checksum(active):
+        stale, extra = _differences(store, search_index.indexed_digests(path))
     if stale or extra:
         logger.warning(
             "search index differs from the store: %s missing or stale, %s extra; repairing",

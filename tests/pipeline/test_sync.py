@@ -52,10 +52,24 @@ def _assert_index_matches_store(settings: Settings) -> None:
     assert search_index.indexed_hashes(index_dir(settings)) == want
 
 
-def test_a_consistent_index_is_left_alone(settings: Settings):
+def test_a_consistent_index_is_left_alone(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     _assert_index_matches_store(settings)
+    # the checksums agree: no map of every document is read to compare them
+    monkeypatch.setattr(search_index, "indexed_digests", lambda path: pytest.fail("map read"))
     report = reindex(settings)
     assert (report.mode, report.written, report.deleted, report.documents) == ("none", 0, 0, 40)
+
+
+def test_checksums_agree_for_the_same_pairs_in_any_order_and_only_for_them():
+    pairs = [(f"{n:016x}", f"{n * 7:064x}") for n in range(50)]
+    count, total = search_index.checksum(pairs)
+    assert count == 50
+    assert search_index.checksum(reversed(pairs)) == (count, total)
+    assert search_index.checksum(pairs[1:]) != (count, total)  # one missing
+    assert search_index.checksum([*pairs, pairs[0]]) != (count, total)  # one twice
+    swapped = [(pairs[0][0], pairs[1][1]), (pairs[1][0], pairs[0][1]), *pairs[2:]]
+    assert search_index.checksum(swapped) != (count, total)  # the same hashes, other ids
+    assert search_index.checksum([]) == (0, 0)
 
 
 def test_documents_deleted_behind_the_stores_back_are_restored(settings: Settings):
