@@ -413,14 +413,7 @@ def indexed_checksum(path: Path) -> tuple[int, int]:
     """
 
     def read(searcher: Any) -> tuple[int, int]:
-        def pairs() -> Iterator[tuple[str, str]]:
-            for leaf, _offset in searcher.reader().leaf_readers():  # per segment: see below
-                ids = leaf.column_reader("id")
-                hashes = leaf.column_reader("content_hash")
-                for docnum in leaf.all_doc_ids():
-                    yield str(ids[docnum]), str(hashes[docnum])
-
-        return checksum(pairs())
+        return checksum((str(i), str(h)) for i, h in _id_hash_pairs(searcher))
 
     return read_index(path, read, (0, 0))
 
@@ -429,16 +422,20 @@ def _id_columns(path: Path, value: Callable[[str], V]) -> dict[str, V]:
     """``{record id: value(content_hash)}`` of every document, from two column files."""
 
     def read(searcher: Any) -> dict[str, V]:
-        found: dict[str, V] = {}
-        # Per segment: whoosh's multi-segment column reader skips segments without the column
-        # (all records without a hash) and then misnumbers documents.
-        for leaf, _offset in searcher.reader().leaf_readers():
-            ids = leaf.column_reader("id")
-            hashes = leaf.column_reader("content_hash")
-            found.update((ids[docnum], value(hashes[docnum])) for docnum in leaf.all_doc_ids())
-        return found
+        return {record_id: value(hashed) for record_id, hashed in _id_hash_pairs(searcher)}
 
     return read_index(path, read, {})
+
+
+def _id_hash_pairs(searcher: Any) -> Iterator[tuple[Any, Any]]:
+    """``(id, content_hash)`` column values of every live document, streamed."""
+    # Per segment: whoosh's multi-segment column reader skips segments without the column
+    # (all records without a hash) and then misnumbers documents.
+    for leaf, _offset in searcher.reader().leaf_readers():
+        ids = leaf.column_reader("id")
+        hashes = leaf.column_reader("content_hash")
+        for docnum in leaf.all_doc_ids():
+            yield ids[docnum], hashes[docnum]
 
 
 def _build(

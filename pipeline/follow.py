@@ -42,6 +42,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
+from heapq import merge
 from typing import IO, Any
 
 import index as search_index
@@ -220,20 +221,12 @@ class IndexedRecords:
             if key is not None:
                 indexed = search_index.is_indexable(record)
                 changes[key] = _key(str(record.get("content_hash") or "")) if indexed else None
-        new = sorted(changes.items())
+        kept = ((k, v) for k, v in zip(self._ids, self._hashes, strict=True) if k not in changes)
         ids, hashes = array("Q"), array("Q")
-        at = 0
-        for key, value in zip(self._ids, self._hashes, strict=True):
-            while at < len(new) and new[at][0] < key:
-                _keep(ids, hashes, *new[at])
-                at += 1
-            if at < len(new) and new[at][0] == key:
-                _keep(ids, hashes, *new[at])
-                at += 1
-            else:
-                _keep(ids, hashes, key, value)
-        for key, change in new[at:]:
-            _keep(ids, hashes, key, change)
+        for key, value in merge(kept, sorted(changes.items())):  # keys unique: no tie compares
+            if value is not None:
+                ids.append(key)
+                hashes.append(value)
         self._ids, self._hashes = ids, hashes
 
 
@@ -243,12 +236,6 @@ def _key(hex_digits: str) -> int | None:
         return int(hex_digits[:16], 16) if hex_digits else None
     except ValueError:
         return None
-
-
-def _keep(ids: array[int], hashes: array[int], key: int, value: int | None) -> None:
-    if value is not None:
-        ids.append(key)
-        hashes.append(value)
 
 
 @dataclass(slots=True)

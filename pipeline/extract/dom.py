@@ -103,13 +103,7 @@ class Document:
             url = resolve(attributes.get("href"))
             if url is None:
                 continue
-            child = node.child
-            if child is not None and child.next is None and child.is_text_node:
-                text = " ".join((child.text_content or "").split())  # inline_text's common case
-            else:
-                text = inline_text(node)
-            if not text:
-                text = attr(select_first(node, "img[alt]"), "alt") or ""
+            text = inline_text(node) or attr(select_first(node, "img[alt]"), "alt") or ""
             rel = attributes.get("rel")
             found.append(Link(url, text, rel.strip() if rel else ""))
         return tuple(found)

@@ -367,23 +367,33 @@ class RecordTable:
     ) -> Generator[tuple[int, str, str, str], None, None]:
         """``(seq, id, content_hash, status)`` of the articles changed after ``since_seq``, in
         change order: ``iter_articles`` without reading any record."""
-        condition = " AND page IS NOT NULL" * fetched_only
-        for row in self._conn.execute(
-            "SELECT seq, id, content_hash, status FROM articles"
-            f" WHERE seq > ?{condition} ORDER BY seq",
-            (since_seq,),
-        ):
+        rows = self._changed_rows(
+            "articles",
+            since_seq,
+            None,
+            "page IS NOT NULL" * fetched_only,
+            columns="seq, id, content_hash, status",
+        )
+        for row in rows:
             yield int(row[0]), str(row[1]), str(row[2]), str(row[3])
 
     def _changed_rows(
-        self, table: str, since_seq: int, site: str | None, condition: str = ""
+        self,
+        table: str,
+        since_seq: int,
+        site: str | None,
+        condition: str = "",
+        columns: str = "*",
     ) -> Iterator[sqlite3.Row]:
-        """Rows of ``table`` changed after ``since_seq`` (of one site), in change order."""
+        """Rows (``columns``) of ``table`` changed after ``since_seq`` (of one site), in change
+        order."""
         where = (
             "seq > ?" + (" AND site = ?" if site else "") + (f" AND {condition}" * bool(condition))
         )
         params: tuple[Any, ...] = (since_seq, site) if site else (since_seq,)
-        yield from self._conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY seq", params)
+        yield from self._conn.execute(
+            f"SELECT {columns} FROM {table} WHERE {where} ORDER BY seq", params
+        )
 
     def articles_by_id(self, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
         """Articles with these ids (unknown ids skipped), in the export contract's shape."""
