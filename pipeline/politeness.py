@@ -114,6 +114,23 @@ class HostGate:
         """Hosts that may not start a request now."""
         return {h for h in self._hosts if self.ready_in(h) > 0}
 
+    def startable(self) -> int:
+        """How many requests may start now to any one host that may start one (those
+        ``busy_hosts`` leaves out aside), a host the gate has not seen yet included: that many
+        pages may be claimed at once, whichever hosts they turn out to be on, and none starts
+        past its host's slots or gap, as if they were claimed one at a time."""
+        fresh = 1 if self.delay > 0 else self.per_host_concurrency
+        return min(
+            [fresh, *(self._room(h, s) for h, s in self._hosts.items() if self.ready_in(h) == 0)]
+        )
+
+    def _room(self, host: str, state: _HostState) -> int:
+        """Starts a host that may start one now may make in a row: one when it keeps a gap."""
+        if state.delay > 0:
+            return 1
+        slots = self.per_host_concurrency + (self.ahead if self.may_queue(host) else 0)
+        return max(slots - state.in_flight, 1)
+
     def next_ready(self) -> float:
         """Seconds until the earliest busy-but-not-saturated host frees up (inf if none)."""
         waits = [self.ready_in(h) for h in self._hosts]
