@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import DEFAULT_STRIP_PARAMS, SiteConfig
-from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason
+from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason, path_and_query
 from pipeline.models import Card, Link, ListingPage, Target
 from pipeline.politeness import robots_url
 from pipeline.store import Store
@@ -125,6 +125,22 @@ def test_a_url_s_robots_txt_is_at_the_origin_urlsplit_gives(scheme, netloc, rest
     url = f"{scheme}://{netloc}{rest}"
     parts = urlsplit(url)
     assert robots_url(url) == f"{parts.scheme}://{parts.netloc}/robots.txt"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP", "ftp", " http"]),
+    netloc=st.sampled_from(
+        ["site.test", "Site.test:8080", "u:p@site.test", "[::1]:80", "", "h\tx"]
+    ),
+    rest=st.text(alphabet="/?#=&a1.%\t\n ", max_size=12),
+)
+def test_a_url_s_path_and_query_are_what_urlsplit_gives(scheme, netloc, rest):
+    from urllib.parse import urlsplit
+
+    url = f"{scheme}://{netloc}{rest}"
+    parts = urlsplit(url)
+    assert path_and_query(url) == (parts.path, parts.query)
 
 
 @pytest.mark.parametrize(
