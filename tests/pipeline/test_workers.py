@@ -5,8 +5,10 @@ worker was still fetching go to a new one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import pickle
 import signal
 import sys
 import textwrap
@@ -14,16 +16,29 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import pipeline.models as models
 import pipeline.workers as workers_module
 from pipeline.config import CrawlSettings, SiteConfig
+from pipeline.demo import build_site, render_path
 from pipeline.errors import BadStatus, ExtractError, PageSkipped
+from pipeline.extract import extract_page
 from pipeline.fetch import fetch_page, make_client
-from pipeline.models import ArticlePage, ArticleRecord, Fetched, OtherPage, Target, Validators
+from pipeline.models import (
+    ArticlePage,
+    ArticleRecord,
+    Fetched,
+    OtherPage,
+    PageState,
+    Target,
+    Validators,
+)
+from pipeline.normalize import normalize
 from pipeline.run import export_records, run_once
 from pipeline.workers import PageWorkers, WorkerError, extract_here, worker_count
 from tests.conftest import crawl_settings
@@ -107,6 +122,40 @@ def _content(settings: Any, out: Path) -> dict[str, dict[str, Any]]:
     with out.open(encoding="utf-8") as fh:
         records = [json.loads(line) for line in fh]
     return {r["id"]: {k: v for k, v in r.items() if k not in volatile} for r in records}
+
+
+def test_every_model_crosses_a_pickle_as_its_fields_and_comes_back_equal():
+    """What crosses between the crawl and its workers (targets, validators, fetch outcomes,
+    extractions, records) pickles as its class and its fields, and comes back equal."""
+    site, base = build_site(articles=12, topics=3), "http://demo.test"
+    topic = f"/topics/{site.topics[0].slug}/"
+    fetched_at = datetime(2025, 11, 20, 12, tzinfo=UTC)
+    for path, target in [
+        (site.articles[0].path, Target(url=base + site.articles[0].path, site="demo", depth=2)),
+        (topic, Target(url=f"{base}{topic}page/2/", site="demo", depth=1, topic_url=base + topic)),
+        ("/about/", Target(url=base + "/about/", site="demo")),
+    ]:
+        html = render_path(site, base, path).body.decode()
+        page = extract_page(html, target.url)
+        record = normalize(page, target, fetched_at=fetched_at, site=SITE)
+        fetched = Fetched(
+            target=target,
+            url=target.url,
+            status=200,
+            text=html,
+            encoding="utf-8",
+            fetched_at=fetched_at,
+            validators=Validators(etag='"e1"', last_modified="Thu, 20 Nov 2025 11:51:00 GMT"),
+            size=len(html),
+            elapsed=0.01,
+        )
+        for value in (target, fetched, page, record, PageState(fetched_at, "article")):
+            assert pickle.loads(pickle.dumps((1, 0, value), 5)) == (1, 0, value)
+    for cls in [
+        c for c in vars(models).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
+    ]:
+        assert all(f.init for f in dataclasses.fields(cls)), cls  # rebuilt as cls(*fields)
+        assert "__reduce__" in cls.__dict__, f"{cls.__name__} pickles as a state dict"
 
 
 def test_a_crawl_extracting_in_a_worker_stores_the_same_records(
