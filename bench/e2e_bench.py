@@ -138,12 +138,14 @@ def child(
     import pstats
     from datetime import UTC, datetime, timedelta
 
+    from pipeline import heap
     from pipeline.run import run_once
 
     def month_later() -> datetime:  # past refetch_max (30d) and full_walk_every (7d)
         return datetime.now(UTC) + timedelta(days=31)
 
     out: dict[str, Any] = {"concurrency": concurrency, "transport": transport}
+    heap.settle()  # as ``crawldex crawl`` and ``crawldex schedule`` do before their first run
     with tempfile.TemporaryDirectory() as tmp:
         settings = _settings(base, tmp, concurrency, transport)
         for label in ("first", "steady", "recrawl"):

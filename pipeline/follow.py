@@ -46,6 +46,7 @@ from heapq import merge
 from typing import IO, Any
 
 import index as search_index
+from pipeline import heap
 from pipeline.config import Settings
 from pipeline.store import Store
 from pipeline.sync import WATERMARK_KEY, SyncReport, index_dir, sync_index
@@ -321,6 +322,8 @@ def main(argv: list[str]) -> int:
     sync: dict[str, object] | None = None
     try:
         settings = Settings.model_validate_json(sys.stdin.readline())
+        # freeze only: this process's peak RSS is the run's (whoosh's pools), keep passes as is
+        heap.settle(fewer_young_passes=False)
         threading.Thread(target=_watch_stdin, args=(sys.stdin, stop, command), daemon=True).start()
         indexed = IndexedRecords()
         with Store(settings.storage.dir) as store:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import IO, Any
 
+from pipeline import heap
 from pipeline.config import CrawlSettings, SiteConfig
 from pipeline.errors import ExtractError, FetchError, PageSkipped
 from pipeline.extract import extract_page
@@ -686,6 +687,7 @@ def main(argv: list[str]) -> int:
     stream = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     _widen(stream)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break a frame
+    heap.settle()
     asyncio.run(_serve(sys.stdin.buffer, _Answers(stream)))
     return 0
 

@@ -16,6 +16,7 @@ import click
 import yaml
 
 import index as search_index
+from pipeline import heap
 from pipeline.cli import CliState, cli, echo_json
 from pipeline.cli.render import (
     crawl_progress,
@@ -56,6 +57,7 @@ def crawl_with_progress(state: CliState, settings: Any, sites: tuple[str, ...]) 
         state.stderr.print("Stopping: finishing pages in flight (again to abort)...")
         stop.set()
 
+    heap.settle()  # this process is a crawl's from here
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with crawl_progress(state.stderr) as on_page:

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pipeline import heap
 from pipeline.cli import CliState, cli, echo_json
 from pipeline.run import run_once
 from pipeline.schedule import CrawlScheduler
@@ -48,6 +49,7 @@ def schedule(state: CliState, list_only: bool) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
+    heap.settle()  # this process runs crawls from here, for months
     scheduler.start()  # blocks until request_stop
     scheduler.wait_idle()
     state.stderr.print("scheduler stopped")
