@@ -586,7 +586,8 @@ class _Slots:
         self._blocked[host] = max(self._blocked.get(host, until), until)
 
     def _blocked_for(self, host: str) -> float:
-        return self._blocked.get(host, 0.0) - asyncio.get_running_loop().time()
+        until = self._blocked.get(host)  # None but after a Retry-After: asked twice a request
+        return 0.0 if until is None else until - asyncio.get_running_loop().time()
 
     @contextlib.asynccontextmanager
     async def request(self, host: str) -> AsyncIterator[None]:
