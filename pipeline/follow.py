@@ -322,8 +322,7 @@ def main(argv: list[str]) -> int:
     sync: dict[str, object] | None = None
     try:
         settings = Settings.model_validate_json(sys.stdin.readline())
-        # freeze only: this process's peak RSS is the run's (whoosh's pools), keep passes as is
-        heap.settle(fewer_young_passes=False)
+        heap.settle()
         threading.Thread(target=_watch_stdin, args=(sys.stdin, stop, command), daemon=True).start()
         indexed = IndexedRecords()
         with Store(settings.storage.dir) as store:
