@@ -5,7 +5,7 @@ collector, 1.8 s of it in 49 full passes over every object the process holds, mo
 modules, classes and functions loaded at start. ``settle`` leaves those out of the passes
 (``gc.freeze``): 0.36 s of full passes in the same crawl.
 
-Tried and not kept: a young pass every 10,000 new containers rather than 700 (0.8 -> 0.7 s of
+Tried and not kept: a young pass every 10,000 new containers rather than 700 (0.9 -> 0.7 s of
 young passes) raised the crawl's and its worker's peak RSS from ~116 MB to ~420 MB each in that
 crawl: pages leave reference cycles behind, and they were freed that much later.
 
