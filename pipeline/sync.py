@@ -121,10 +121,10 @@ def _sync_incrementally(
     # Checksums first: while the index agrees with the store (nearly always) no map of every
     # document is built (12.7 MB at 100,000). Read after the writes: a writer and that map are
     # never both in memory.
-    active = store.records.iter_active_article_hashes()
     stale: list[str] = []
     extra: list[str] = []
-    if search_index.indexed_checksum(path) != search_index.checksum(active):
+    active = search_index.checksum(store.records.iter_active_article_hashes())
+    if search_index.indexed_checksum(path) != active:
         stale, extra = _differences(store, search_index.indexed_digests(path))
     if stale or extra:
         logger.warning(
