@@ -147,6 +147,8 @@ def parse_document(html: str, url: str) -> Document:
 def _limit_nesting(html: str) -> str:
     """Cut a page where its element nesting passes ``MAX_DEPTH`` (only absurd pages get there)."""
     tags = html.count("<")
+    if tags < _DEPTH_CHECK:  # too few tags to nest that deep (most pages: one count, no more)
+        return html
     surplus = tags - 2 * html.count("</")  # opening tags left unclosed
     if surplus < _DEPTH_CHECK and (tags < _SMALL_PAGE or _OPEN_RUN.search(html) is None):
         return html

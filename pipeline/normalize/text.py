@@ -39,9 +39,10 @@ def clean_text(text: str | None) -> str | None:
     if not text:
         return None
     result = _clean_once(text)
-    if "&" not in result:
+    if "&" not in result or _ENTITY.search(result) is None:
         # Only decoding an entity can leave work for another pass: a pass ends with NFC text,
-        # no odd characters and whitespace collapsed, which the next pass would keep as is.
+        # no odd characters and whitespace collapsed, which the next pass would keep as is
+        # (a bare "&", as in "Q&A", decodes to nothing).
         return result or None
     for _ in range(4):  # entity decoding or NFC can reveal more to clean; settle on a fixpoint
         again = _clean_once(result)
@@ -84,4 +85,4 @@ def word_count(text: str | None) -> int:
     """
     if not text:
         return 0
-    return len(_WORD.findall(text))
+    return _WORD.subn("", text)[1]  # counts matches without building a list of them
