@@ -34,7 +34,7 @@ from pipeline.normalize import (
     parse_date,
     word_count,
 )
-from pipeline.normalize.text import _ENTITY, _clean_once
+from pipeline.normalize.text import _ENTITY, _WORD, _clean_once
 from tests.pipeline.test_extract import CASES, FIXTURES, fixture_path, jsonable
 
 NOW = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
@@ -319,6 +319,13 @@ def test_one_cleaning_pass_is_final_when_no_entity_is_left(text: str) -> None:
     if _ENTITY.search(once) is None:
         assert _clean_once(once) == once
         assert clean_text(text) == (once or None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab1_ \n.,-'\u2019\u00e9\u0301\u0663\u00b2\u2014!")))
+def test_word_count_is_the_number_of_word_matches(text: str) -> None:
+    """The shortcut for plain tokens counts what the word pattern would find in the text."""
+    assert word_count(text) == len(_WORD.findall(text))
 
 
 @settings(max_examples=100, deadline=None)
