@@ -306,8 +306,8 @@ class Frontier:
             self._pagination_targets(parent, page, depth, found)
             for card in page.cards:
                 self._consider(card.url, site, depth, found)
-        for link in page.links:
-            self._consider(link.url, site, depth, found)
+        for url in page.links.urls:
+            self._consider(url, site, depth, found)
         return list(found.values())
 
     def _pagination_targets(
@@ -315,10 +315,10 @@ class Frontier:
     ) -> None:
         site = self.sites[parent.site]
         topic_url = parent.topic_url or parent.url
-        texts = {link.url: link.text.strip() for link in page.links}
         candidates = ([page.next_url] if page.next_url else []) + list(page.page_urls)
+        texts = dict(zip(page.links.urls, page.links.texts, strict=True)) if candidates else {}
         for index, url in enumerate(candidates):
-            number = _page_number(url, texts.get(url, ""))
+            number = _page_number(url, texts.get(url, "").strip())
             if number is None:
                 number = parent.page_no + 1 if index == 0 and page.next_url else 1000 + index
             self._consider(url, site, depth, found, topic_url=topic_url, page_no=number)

@@ -34,6 +34,7 @@ from pipeline.fetch import decode_html, fetch_page, make_client
 from pipeline.follow import IndexFollower
 from pipeline.models import (
     Fetched,
+    Links,
     Target,
 )
 from pipeline.postrun import check_watches, write_outputs
@@ -46,6 +47,7 @@ __all__ = [
     "RunReport",
     "export_records",
     "inspect_page",
+    "jsonable",
     "reindex",
     "run_once",
     "store_status",
@@ -192,8 +194,8 @@ def inspect_page(
         "url": fetched.url,
         "kind": page.kind,
         "encoding": fetched.encoding,
-        "extracted": _jsonable(page),
-        "record": _jsonable(record) if record is not None else None,
+        "extracted": jsonable(page),
+        "record": jsonable(record) if record is not None else None,
     }
 
 
@@ -219,14 +221,16 @@ def _read_file(path: Path, target: Target) -> Fetched:
     )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Dataclasses, tuples and datetimes as plain JSON values."""
+    if isinstance(value, Links):  # a list of links, not its columns
+        return [jsonable(link) for link in value]
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
     return value

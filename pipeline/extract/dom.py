@@ -15,7 +15,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from pipeline.extract.selectors import BLOCK_TAGS, SKIP_TAGS
-from pipeline.models import Link
+from pipeline.models import Links
 
 __all__ = [
     "Document",
@@ -94,19 +94,22 @@ class Document:
         self._resolved[href] = url
         return url
 
-    def links(self) -> tuple[Link, ...]:
+    def links(self) -> Links:
         """Every ``<a href>`` of the page, absolute, in page order."""
-        found = []
+        urls: list[str] = []
+        texts: list[str] = []
+        rels: list[str] = []
         resolve = self.resolve
         for node in select(self.tree.root, "a[href]"):  # ~100 an article, ~500 a topic page
             attributes = node.attributes  # selectolax builds this dict on each access
             url = resolve(attributes.get("href"))
             if url is None:
                 continue
-            text = inline_text(node) or attr(select_first(node, "img[alt]"), "alt") or ""
+            urls.append(url)
+            texts.append(inline_text(node) or attr(select_first(node, "img[alt]"), "alt") or "")
             rel = attributes.get("rel")
-            found.append(Link(url, text, rel.strip() if rel else ""))
-        return tuple(found)
+            rels.append(rel.strip() if rel else "")
+        return Links(tuple(urls), tuple(texts), tuple(rels))
 
 
 def defrag(url: str) -> str:

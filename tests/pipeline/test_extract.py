@@ -6,8 +6,8 @@ Every field of every fixture page under ``tests/sites/fixtures/`` is checked aga
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import pickle
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,17 @@ from hypothesis import strategies as st
 
 from pipeline.config import SiteConfig
 from pipeline.extract import extract, extract_page
-from pipeline.models import ArticlePage, Fetched, Link, ListingPage, OtherPage, Target, TopicRef
+from pipeline.models import (
+    ArticlePage,
+    Fetched,
+    Link,
+    Links,
+    ListingPage,
+    OtherPage,
+    Target,
+    TopicRef,
+)
+from pipeline.run import jsonable
 
 SITES = Path(__file__).parent.parent / "sites"
 FIXTURES = SITES / "fixtures"
@@ -28,19 +38,6 @@ CASES = sorted(
     + [f"{p.parent.name}/{p.stem}" for p in SITES.glob("*/*.json") if p.parent != FIXTURES]
 )
 """Fixture pages: ``fixtures/<name>`` (demo-style) and ``<cms family>/<page>``."""
-
-
-def jsonable(value: Any) -> Any:
-    """Dataclasses, tuples and datetimes as the plain JSON the fixtures store."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def fixture_path(name: str, suffix: str) -> Path:
@@ -299,11 +296,35 @@ def test_links_are_absolute_and_skip_non_http_and_fragments() -> None:
         "<a href='//cdn.example/x'><img alt='logo'></a>",
         "https://site.example/dir/page.html",
     )
-    assert page.links == (
+    assert tuple(page.links) == (
         Link("https://site.example/a b", "A"),
         Link("https://site.example/up/?q=1#frag", "Up", "nofollow"),
         Link("https://cdn.example/x", "logo"),
     )
+
+
+def test_a_pages_links_read_as_a_sequence_of_link_and_as_columns() -> None:
+    page = extract_page(
+        "<a href='/a'>A</a><a href='/b' rel=' next '>B</a><a href='/c'><img alt='C'></a>",
+        "https://site.example/",
+    )
+    links = page.links
+    expected = [
+        Link("https://site.example/a", "A"),
+        Link("https://site.example/b", "B", "next"),
+        Link("https://site.example/c", "C"),
+    ]
+    assert (len(links), list(links), links[1], links[-1]) == (3, expected, expected[1], expected[2])
+    assert links.urls == tuple(link.url for link in expected)
+    assert links.texts == ("A", "B", "C")
+    assert links.rels == ("", "next", "")
+    assert links[1:] == Links.of(expected[1:])
+    assert links == Links.of(expected)
+    assert links != Links.of(expected[:2])
+    assert expected[0] in links
+    assert pickle.loads(pickle.dumps(links, 5)) == links
+    with pytest.raises(ValueError, match="as long as each other"):
+        Links(("https://site.example/a",), (), ())
 
 
 # --- robustness ---------------------------------------------------------------------------------

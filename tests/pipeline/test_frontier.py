@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import DEFAULT_STRIP_PARAMS, SiteConfig
 from pipeline.frontier import Frontier, canonicalize_url, out_of_scope_reason, path_and_query
-from pipeline.models import Card, Link, ListingPage, Target
+from pipeline.models import Card, Link, Links, ListingPage, Target
 from pipeline.politeness import robots_url
 from pipeline.store import Store
 
@@ -183,10 +183,12 @@ def test_links_from_a_listing_carry_topic_and_page_numbers(frontier):
         cards=(Card(url="http://site.test/2025/11/a/?utm_source=x"),),
         next_url="http://site.test/topics/x/page/2/",
         page_urls=("http://site.test/topics/x/page/2/", "http://site.test/topics/x/page/3/"),
-        links=(
-            Link("http://site.test/topics/x/page/3/", "3"),
-            Link("http://other.test/"),
-            Link("mailto:x@y"),
+        links=Links.of(
+            [
+                Link("http://site.test/topics/x/page/3/", "3"),
+                Link("http://other.test/"),
+                Link("mailto:x@y"),
+            ]
         ),
     )
     targets = {t.url: t for t in frontier.links_from(parent, page)}
@@ -206,7 +208,7 @@ def test_depth_limit_drops_deep_links(frontier):
         name=None,
         description=None,
         cards=(),
-        links=(Link("http://site.test/deeper/"),),
+        links=Links.of([Link("http://site.test/deeper/")]),
     )
     assert frontier.links_from(parent, page) == []
     assert frontier.dropped["max_depth"] == 1
@@ -220,14 +222,16 @@ def test_verdicts_remembered_across_pages_still_count_drops_and_query_variants(t
             [SITE], store.queue, strip_params=DEFAULT_STRIP_PARAMS, max_depth=3,
             max_query_variants=2,
         )  # fmt: skip
-        links = (
-            Link("http://other.test/"),
-            Link("http://site.test/wp-admin/"),
-            Link("http://site.test/a/b/a/b/a/b/a/b/a/b/"),
-            Link("http://site.test/search/?q=1"),
-            Link("http://site.test/search/?q=2"),
-            Link("http://site.test/search/?q=3"),
-            Link("http://site.test/post/"),
+        links = Links.of(
+            [
+                Link("http://other.test/"),
+                Link("http://site.test/wp-admin/"),
+                Link("http://site.test/a/b/a/b/a/b/a/b/a/b/"),
+                Link("http://site.test/search/?q=1"),
+                Link("http://site.test/search/?q=2"),
+                Link("http://site.test/search/?q=3"),
+                Link("http://site.test/post/"),
+            ]
         )
         pages = [
             ListingPage(url=f"http://site.test/p{n}/", name=None, description=None, cards=(),
@@ -265,12 +269,14 @@ def test_fragments_and_foreign_hosts_cost_no_canonicalization(frontier):
 
     frontier._canonical = spy
     post = "http://site.test/2025/11/post/"
-    links = (
-        *(Link(f"{post}#comment-{n}") for n in range(5)),
-        Link("https://www.facebook.com/sharer.php?u=" + post),
-        Link("https://TWITTER.com/intent/tweet?url=" + post),
-        Link("http://user@other.test/"),  # userinfo: not a plain host
-        Link("HTTP://SITE.TEST/2025/11/post/#top"),
+    links = Links.of(
+        [
+            *(Link(f"{post}#comment-{n}") for n in range(5)),
+            Link("https://www.facebook.com/sharer.php?u=" + post),
+            Link("https://TWITTER.com/intent/tweet?url=" + post),
+            Link("http://user@other.test/"),  # userinfo: not a plain host
+            Link("HTTP://SITE.TEST/2025/11/post/#top"),
+        ]
     )
     page = ListingPage(url="http://site.test/", name=None, description=None, cards=(), links=links)
     targets = frontier.links_from(Target(url=page.url, site="s", depth=0), page)

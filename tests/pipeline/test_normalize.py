@@ -20,6 +20,7 @@ from pipeline.models import (
     Card,
     Extracted,
     Link,
+    Links,
     ListingPage,
     OtherPage,
     Target,
@@ -44,7 +45,7 @@ SITE = SiteConfig(name="fixtures", start_urls=["http://demo.test/"], timezone="E
 
 def extracted_from_json(data: dict[str, Any]) -> Extracted:
     """Rebuild an ``Extracted`` from a fixture's ``extracted`` JSON."""
-    links = tuple(Link(**link) for link in data.get("links", ()))
+    links = Links.of(Link(**link) for link in data.get("links", ()))
     fields = {k: v for k, v in data.items() if k not in ("kind", "links")}
     if data["kind"] == "listing":
         fields["cards"] = tuple(Card(**card) for card in fields["cards"])
