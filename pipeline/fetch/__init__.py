@@ -230,17 +230,12 @@ async def _follow(
     for _hop in range(settings.max_redirects + 1):
         headers = _conditional_headers(validators) if url == target.url else {}
         try:
-            # what client.stream(...) does, without an async generator per request
-            request = client.build_request("GET", url, headers=headers)
-            response = await client.send(request, stream=True)
-            try:
+            async with client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
                     await _drain(response)
                     url = _next_hop(url, response, seen, scope)
                     continue
                 return await _read(response, target, url, settings=settings, started=started)
-            finally:
-                await response.aclose()
         except httpx2.InvalidURL as exc:
             # httpx2 parses a redirect's Location eagerly (for response.next_request), so a
             # `javascript:` or otherwise unusable Location fails before _next_hop can judge it;
