@@ -14,10 +14,11 @@ from pathlib import Path
 
 from pipeline.errors import StoreError
 
-SCHEMA_VERSION = 4  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 5  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
+# 5: a page's links live in page_links, no longer in pages.links (``_move_links_out``).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -58,10 +59,16 @@ CREATE TABLE IF NOT EXISTS pages (
     etag          TEXT,
     last_modified TEXT,
     fetched_at    TEXT,
-    links         BLOB,                   -- zlib JSON of followed links, replayed on a 304
     reason        TEXT                    -- why failed / skipped
 );
 CREATE INDEX IF NOT EXISTS pages_queue ON pages (state, site, priority, seq);
+-- The links followed from a page last time it was fetched, replayed on a 304 (schema 5). Not a
+-- column of ``pages``: a row of ~1.3 KB there (an article's ~50 links, zlib'd) made each of the
+-- three updates of a page per crawl (queued, in flight, done) rewrite ~2 rows' worth of pages.
+CREATE TABLE IF NOT EXISTS page_links (
+    url           TEXT PRIMARY KEY,       -- as in pages.url
+    links         BLOB NOT NULL           -- ``pipeline.store.queue._pack_links``
+);
 -- Every change of a record gets a row; ``seq`` orders the change feed and the index sync.
 CREATE TABLE IF NOT EXISTS changes (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,7 +221,22 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         # executescript commits first and runs each statement on its own; every statement is
         # IF NOT EXISTS, so a crash half-way is repaired by the next open.
         conn.executescript(_SCHEMA)
+        _move_links_out(conn)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _move_links_out(conn: sqlite3.Connection) -> None:
+    """Schema 5: move the links of a store from before it out of ``pages`` into ``page_links``,
+    in one transaction (a crash leaves the store as it was, and the next open does it again)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
+    if "links" not in columns:
+        return
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO page_links (url, links) "
+            "SELECT url, links FROM pages WHERE links IS NOT NULL"
+        )
+        conn.execute("ALTER TABLE pages DROP COLUMN links")  # SQLite 3.35+
 
 
 @contextmanager

@@ -150,7 +150,6 @@ class SqliteFrontierQueue:
         reason: str | None = None,
     ) -> None:
         """Record the outcome of one page (``done``, ``failed`` or ``skipped``)."""
-        packed = _pack_links(links) if links is not None else None
         self._claimed.pop(url, None)
         self._conn.execute(
             """
@@ -158,8 +157,7 @@ class SqliteFrontierQueue:
                 fetched_at = COALESCE(?, fetched_at), http_status = COALESCE(?, http_status),
                 kind = COALESCE(?, kind),
                 etag = CASE WHEN ? THEN ? ELSE etag END,
-                last_modified = CASE WHEN ? THEN ? ELSE last_modified END,
-                links = COALESCE(?, links)
+                last_modified = CASE WHEN ? THEN ? ELSE last_modified END
             WHERE url = ?
             """,
             (
@@ -172,10 +170,14 @@ class SqliteFrontierQueue:
                 validators.etag if validators else None,
                 validators is not None,
                 validators.last_modified if validators else None,
-                packed,
                 url,
             ),
         )
+        if links is not None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO page_links (url, links) VALUES (?, ?)",
+                (url, _pack_links(links)),
+            )
 
     def complete_not_modified(self, pages: Iterable[tuple[str, datetime]]) -> None:
         """Pages that answered 304, as ``(url, fetched_at)``: ``complete(url, "done",
@@ -209,8 +211,8 @@ class SqliteFrontierQueue:
             skip: ``skip(site)`` gives collections of URLs to leave out before they are built
                 (an article's ~50 links are mostly ones the crawl has just dealt with).
         """
-        row = self._conn.execute("SELECT links FROM pages WHERE url = ?", (url,)).fetchone()
-        if row is None or row[0] is None:
+        row = self._conn.execute("SELECT links FROM page_links WHERE url = ?", (url,)).fetchone()
+        if row is None:
             return []
         return _unpack_links(row[0], skip)
 
@@ -256,8 +258,7 @@ class SqliteFrontierQueue:
         """
         for chunk in chunked(urls):
             blobs = self._conn.execute(
-                f"SELECT links FROM pages WHERE url IN ({','.join('?' * len(chunk))}) "
-                "AND links IS NOT NULL",
+                f"SELECT links FROM page_links WHERE url IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()  # read whole: the caller may write to the table between pages
             for (blob,) in blobs:

@@ -245,7 +245,7 @@ def test_known_links_of_mixed_sites_and_of_older_stores_read_back(store):
         q.enqueue([(Target(url=older, site="s"), "site.test")], cycle)
         q.complete(URL, "done", fetched_at=T0, kind="article", links=mixed)
         q.complete(older, "done", fetched_at=T0, kind="article", links=[])
-        store._conn.execute("UPDATE pages SET links = ? WHERE url = ?", (blob, older))
+        store._conn.execute("UPDATE page_links SET links = ? WHERE url = ?", (blob, older))
     assert q.known_links(URL) == mixed
     assert q.known_links(older) == mixed[::-1]
     assert q.known_links_of([URL, older]) == {t.url: t for t in mixed}
@@ -449,3 +449,34 @@ def test_changes_between_counts_each_record_once_by_its_changes_in_the_range(sto
 
 
 CHANGE_KINDS = ("new", "changed", "gone")
+
+
+def test_a_schema_4_store_moves_its_links_out_of_pages(tmp_path):
+    links = [
+        Target(url="http://site.test/post-2/", site="s", depth=2),
+        Target(
+            url="http://site.test/topic/a/page/2/", site="s", depth=2, topic_url=TOPIC, page_no=2
+        ),
+    ]
+    with Store(tmp_path) as store:
+        q = store.queue
+        with store.transaction():
+            cycle = q.begin_cycle("s", T0)
+            q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle)
+            q.complete(URL, "done", fetched_at=T0, http_status=200, kind="article", links=links)
+        # the shape schema 4 had: the blob in pages.links, no page_links table
+        conn = store._conn
+        conn.execute("ALTER TABLE pages ADD COLUMN links BLOB")
+        conn.execute(
+            "UPDATE pages SET links = (SELECT links FROM page_links WHERE url = pages.url)"
+        )
+        conn.execute("DROP TABLE page_links")
+        conn.execute("PRAGMA user_version=4")
+    with Store(tmp_path) as store:
+        conn = store._conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert "links" not in {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
+        assert store.queue.known_links(URL) == links
+        assert store.queue.page_states([URL])[URL].kind == "article"
+    with Store(tmp_path) as store:  # opened again: nothing left to move
+        assert store.queue.known_links(URL) == links
