@@ -14,11 +14,13 @@ from pathlib import Path
 
 from pipeline.errors import StoreError
 
-SCHEMA_VERSION = 5  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 6  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
 # 5: a page's links live in page_links, no longer in pages.links (``_move_links_out``).
+# 6: an article's last_seen_at lives in article_seen, no longer in articles
+#    (``_move_last_seen_out``).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -89,11 +91,17 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash  TEXT NOT NULL,
     status        TEXT NOT NULL,          -- active | gone
     first_seen_at TEXT NOT NULL,
-    last_seen_at  TEXT NOT NULL,
     fetched_at    TEXT,
     seq           INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_seq ON articles (seq);
+-- When each article was last seen (schema 6). Not a column of ``articles``: a 304 or a listing
+-- that still shows the article moves only this, and a row there is ~7.6 KB (the page's fields
+-- and the record, as JSON) whose every update rewrote its overflow pages.
+CREATE TABLE IF NOT EXISTS article_seen (
+    url           TEXT PRIMARY KEY,       -- as in articles.url
+    last_seen_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS topics (
     id            TEXT PRIMARY KEY,
     url           TEXT NOT NULL UNIQUE,
@@ -222,6 +230,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         # IF NOT EXISTS, so a crash half-way is repaired by the next open.
         conn.executescript(_SCHEMA)
         _move_links_out(conn)
+        _move_last_seen_out(conn)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -237,6 +246,20 @@ def _move_links_out(conn: sqlite3.Connection) -> None:
             "SELECT url, links FROM pages WHERE links IS NOT NULL"
         )
         conn.execute("ALTER TABLE pages DROP COLUMN links")  # SQLite 3.35+
+
+
+def _move_last_seen_out(conn: sqlite3.Connection) -> None:
+    """Schema 6: move ``articles.last_seen_at`` of a store from before it into
+    ``article_seen``, in one transaction (as ``_move_links_out``)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
+    if "last_seen_at" not in columns:
+        return
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO article_seen (url, last_seen_at) "
+            "SELECT url, last_seen_at FROM articles"
+        )
+        conn.execute("ALTER TABLE articles DROP COLUMN last_seen_at")
 
 
 @contextmanager

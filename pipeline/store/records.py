@@ -158,8 +158,8 @@ class RecordTable:
             seq = self._log_change(rid, "article", "new", now, run_id)
             self._conn.execute(
                 """INSERT INTO articles (id, url, site, page, card, listed_in, record, content_hash,
-                   status, first_seen_at, last_seen_at, fetched_at, seq)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
+                   status, first_seen_at, fetched_at, seq)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)""",
                 (
                     rid,
                     url,
@@ -170,11 +170,11 @@ class RecordTable:
                     record_json,
                     content_hash,
                     now.isoformat(),
-                    now.isoformat(),
                     fetched,
                     seq,
                 ),
             )
+            self._seen([(now.isoformat(), url)])
             return "new"
         changed = (
             content_hash != row["content_hash"]
@@ -195,27 +195,29 @@ class RecordTable:
             )
         self._conn.execute(
             """UPDATE articles SET page = ?, card = ?, listed_in = ?, record = ?, content_hash = ?,
-               status = 'active', last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
+               status = 'active', fetched_at = ?, seq = ? WHERE url = ?""",
             (
                 page_out,
                 _dumps(card) if card else None,
                 _dumps(listed_in),
                 record_json,
                 content_hash,
-                now.isoformat(),
                 fetched,
                 seq,
                 url,
             ),
         )
+        self._seen([(now.isoformat(), url)])
         return "changed" if changed else "unchanged"
 
     def touch_articles(self, seen: Iterable[tuple[str, datetime]]) -> None:
         """Unchanged article pages (304), as ``(url, when)``: only ``last_seen_at`` moves."""
-        self._conn.executemany(
-            "UPDATE articles SET last_seen_at = ? WHERE url = ?",
-            [(when.isoformat(), url) for url, when in seen],
-        )
+        self._seen([(when.isoformat(), url) for url, when in seen], stored_only=True)
+
+    def _seen(self, rows: list[tuple[str, str]], *, stored_only: bool = False) -> None:
+        """Set ``last_seen_at`` of articles, as ``(when, url)`` rows; with ``stored_only``, of
+        stored articles only (as ``UPDATE articles`` did)."""
+        set_last_seen(self._conn, rows, "" if stored_only else None)
 
     def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:
         """The page at ``url`` is gone (404/410): its record is kept with status ``gone``."""
@@ -236,10 +238,16 @@ class RecordTable:
                     seq=seq,
                     run_id=run_id,
                 )
-            self._conn.execute(
-                f"UPDATE {table} SET status = 'gone', seq = ?, last_seen_at = ? WHERE url = ?",
-                (seq, now.isoformat(), url),
-            )
+            if kind == "article":
+                self._conn.execute(
+                    "UPDATE articles SET status = 'gone', seq = ? WHERE url = ?", (seq, url)
+                )
+                self._seen([(now.isoformat(), url)])
+            else:
+                self._conn.execute(
+                    "UPDATE topics SET status = 'gone', seq = ?, last_seen_at = ? WHERE url = ?",
+                    (seq, now.isoformat(), url),
+                )
             return "gone"
         self._conn.execute("DELETE FROM topic_pages WHERE page_url = ?", (url,))
         return None
@@ -357,7 +365,9 @@ class RecordTable:
         leaves out those for which ``skip(id, content_hash, status)`` is true, before their
         JSON is read.
         """
-        rows = self._changed_rows("articles", since_seq, site, "page IS NOT NULL" * fetched_only)
+        rows = self._changed_rows(
+            "articles", since_seq, site, "page IS NOT NULL" * fetched_only, _ARTICLE_COLUMNS
+        )
         for row in rows:
             if skip is None or not skip(row["id"], row["content_hash"], row["status"]):
                 yield self._article_out(row)
@@ -399,7 +409,9 @@ class RecordTable:
         """Articles with these ids (unknown ids skipped), in the export contract's shape."""
         for chunk in chunked(list(dict.fromkeys(ids))):
             marks = ",".join("?" * len(chunk))
-            for row in self._conn.execute(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):
+            for row in self._conn.execute(
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id IN ({marks})", chunk
+            ):
                 yield self._article_out(row)
 
     def active_article_hashes(self) -> dict[str, str]:
@@ -463,6 +475,32 @@ class RecordTable:
             ):
                 out[f"{table}_{status}"] = int(n)
         return out
+
+
+_ARTICLE_COLUMNS = (
+    "*, (SELECT s.last_seen_at FROM article_seen s WHERE s.url = articles.url) AS last_seen_at"
+)
+"""An article's columns with its ``last_seen_at`` (``article_seen``)."""
+
+
+def set_last_seen(
+    conn: sqlite3.Connection, rows: list[tuple[str, str]], stored: str | None = None
+) -> None:
+    """Set ``article_seen.last_seen_at`` from ``(when, url)`` rows, in one prepared statement.
+
+    With ``stored`` (a condition on the ``articles`` row, or ``""``), only of the articles
+    stored (and meeting it); otherwise of every URL given (an article being written).
+    """
+    if stored is None:
+        sql = "INSERT INTO article_seen (last_seen_at, url) VALUES (?, ?)"
+    else:
+        sql = (
+            "INSERT INTO article_seen (last_seen_at, url) SELECT ?, url FROM articles "
+            f"WHERE url = ?{' AND ' + stored if stored else ''}"
+        )
+    conn.executemany(
+        sql + " ON CONFLICT (url) DO UPDATE SET last_seen_at = excluded.last_seen_at", rows
+    )
 
 
 def _card_newer(card: Mapping[str, Any] | None, page_fetched_at: datetime | None) -> bool:

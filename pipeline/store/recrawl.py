@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.models import CardRecord
 from pipeline.store.db import chunked
-from pipeline.store.records import CARD_FIELDS
+from pipeline.store.records import CARD_FIELDS, set_last_seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +178,7 @@ class RecrawlTable:
 
     def touch_articles(self, urls: list[str], now: datetime) -> None:
         """Articles a listing still shows (unchanged): only ``last_seen_at`` moves."""
-        self._conn.executemany(
-            "UPDATE articles SET last_seen_at = ? WHERE url = ? AND status = 'active'",
-            [(now.isoformat(), url) for url in urls],
-        )
+        set_last_seen(self._conn, [(now.isoformat(), url) for url in urls], "status = 'active'")
 
 
 def _entry(row: sqlite3.Row) -> RefetchEntry:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
-from pipeline.store import DirectoryLock, Store, record_id
+from pipeline.store import SCHEMA_VERSION, DirectoryLock, Store, record_id
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 URL = "http://site.test/2025/11/valproic-acid/"
@@ -451,7 +451,23 @@ def test_changes_between_counts_each_record_once_by_its_changes_in_the_range(sto
 CHANGE_KINDS = ("new", "changed", "gone")
 
 
-def test_a_schema_4_store_moves_its_links_out_of_pages(tmp_path):
+def test_unchanged_pages_and_listings_move_last_seen_of_stored_articles_only(store):
+    other = "http://site.test/2025/11/other/"
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+        store.records.save_article(article(url=other), T0, 1)
+    later, gone_at = T0 + timedelta(days=1), T0 + timedelta(days=2)
+    with store.transaction():
+        store.records.touch_articles([(URL, later), ("http://site.test/never-stored/", later)])
+        store.records.mark_gone(other, gone_at, 2)
+        store.recrawl.touch_articles([URL, other], gone_at + timedelta(days=1))  # other is gone
+    seen = {r["url"]: r["last_seen_at"] for r in store.records.iter_articles()}
+    assert seen == {URL: (gone_at + timedelta(days=1)).isoformat(), other: gone_at.isoformat()}
+    count = store._conn.execute("SELECT COUNT(*) FROM article_seen").fetchone()[0]
+    assert count == 2  # no row for a URL never stored
+
+
+def test_a_schema_4_store_moves_links_and_last_seen_out_of_wide_rows(tmp_path):
     links = [
         Target(url="http://site.test/post-2/", site="s", depth=2),
         Target(
@@ -464,19 +480,32 @@ def test_a_schema_4_store_moves_its_links_out_of_pages(tmp_path):
             cycle = q.begin_cycle("s", T0)
             q.enqueue([(Target(url=URL, site="s"), "site.test")], cycle)
             q.complete(URL, "done", fetched_at=T0, http_status=200, kind="article", links=links)
-        # the shape schema 4 had: the blob in pages.links, no page_links table
+            store.records.save_article(article(), T0, 1)
+            store.records.touch_articles([(URL, T0 + timedelta(days=3))])
+        (before,) = store.records.iter_articles()
+        # the shape schema 4 had: pages.links and articles.last_seen_at, and neither table
         conn = store._conn
         conn.execute("ALTER TABLE pages ADD COLUMN links BLOB")
         conn.execute(
             "UPDATE pages SET links = (SELECT links FROM page_links WHERE url = pages.url)"
         )
         conn.execute("DROP TABLE page_links")
+        conn.execute("ALTER TABLE articles ADD COLUMN last_seen_at TEXT NOT NULL DEFAULT ''")
+        conn.execute(
+            "UPDATE articles SET last_seen_at = "
+            "(SELECT last_seen_at FROM article_seen WHERE url = articles.url)"
+        )
+        conn.execute("DROP TABLE article_seen")
         conn.execute("PRAGMA user_version=4")
     with Store(tmp_path) as store:
         conn = store._conn
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert "links" not in {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
+        assert "last_seen_at" not in {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
         assert store.queue.known_links(URL) == links
         assert store.queue.page_states([URL])[URL].kind == "article"
+        assert list(store.records.iter_articles()) == [before]
+        assert before["last_seen_at"] == (T0 + timedelta(days=3)).isoformat()
     with Store(tmp_path) as store:  # opened again: nothing left to move
         assert store.queue.known_links(URL) == links
+        assert list(store.records.iter_articles()) == [before]
