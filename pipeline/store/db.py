@@ -7,6 +7,7 @@ and every page's outcome is written in one transaction with the frontier update 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -237,29 +238,58 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 def _move_links_out(conn: sqlite3.Connection) -> None:
     """Schema 5: move the links of a store from before it out of ``pages`` into ``page_links``,
     in one transaction (a crash leaves the store as it was, and the next open does it again)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
-    if "links" not in columns:
-        return
-    with transaction(conn):
-        conn.execute(
-            "INSERT OR REPLACE INTO page_links (url, links) "
-            "SELECT url, links FROM pages WHERE links IS NOT NULL"
-        )
-        conn.execute("ALTER TABLE pages DROP COLUMN links")  # SQLite 3.35+
+    _move_column_out(
+        conn,
+        "pages",
+        "links",
+        "INSERT OR REPLACE INTO page_links (url, links) "
+        "SELECT url, links FROM pages WHERE links IS NOT NULL",
+    )
 
 
 def _move_last_seen_out(conn: sqlite3.Connection) -> None:
     """Schema 6: move ``articles.last_seen_at`` of a store from before it into
     ``article_seen``, in one transaction (as ``_move_links_out``)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
-    if "last_seen_at" not in columns:
+    _move_column_out(
+        conn,
+        "articles",
+        "last_seen_at",
+        "INSERT OR REPLACE INTO article_seen (url, last_seen_at) "
+        "SELECT url, last_seen_at FROM articles",
+    )
+
+
+def _move_column_out(conn: sqlite3.Connection, table: str, column: str, copy: str) -> None:
+    """Run ``copy`` (which moves ``table.column`` elsewhere), then rebuild ``table`` as
+    ``_SCHEMA`` now defines it, without the column, keeping its rows; all in one transaction.
+    Nothing to do when the table has no such column (a new store, or one moved already).
+
+    The rebuild is SQLite's own recipe for changing a table (create, copy, drop, rename; see
+    https://sqlite.org/lang_altertable.html#otheralter): ``ALTER TABLE ... DROP COLUMN`` would
+    rewrite the table too, but needs SQLite 3.35, newer than some systems' Python links.
+    """
+    if column not in _columns(conn, table):
         return
+    create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", _SCHEMA, re.S)
+    indexes = re.findall(rf"CREATE INDEX IF NOT EXISTS \w+ ON {table} \([^)]*\);", _SCHEMA)
+    assert create is not None, table
     with transaction(conn):
+        conn.execute(copy)
         conn.execute(
-            "INSERT OR REPLACE INTO article_seen (url, last_seen_at) "
-            "SELECT url, last_seen_at FROM articles"
+            create.group(0).replace(
+                f"CREATE TABLE IF NOT EXISTS {table} (", f"CREATE TABLE {table}_new (", 1
+            )
         )
-        conn.execute("ALTER TABLE articles DROP COLUMN last_seen_at")
+        kept = ", ".join(c for c in _columns(conn, f"{table}_new") if c != column)
+        conn.execute(f"INSERT INTO {table}_new ({kept}) SELECT {kept} FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+        for index in indexes:
+            conn.execute(index)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
 @contextmanager

@@ -502,6 +502,9 @@ def test_a_schema_4_store_moves_links_and_last_seen_out_of_wide_rows(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert "links" not in {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
         assert "last_seen_at" not in {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"pages_queue", "articles_seq"} <= tables  # the rebuilt tables' indexes
+        assert not {"pages_new", "articles_new"} & tables
         assert store.queue.known_links(URL) == links
         assert store.queue.page_states([URL])[URL].kind == "article"
         assert list(store.records.iter_articles()) == [before]
