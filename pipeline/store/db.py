@@ -66,8 +66,9 @@ CREATE TABLE IF NOT EXISTS pages (
 );
 CREATE INDEX IF NOT EXISTS pages_queue ON pages (state, site, priority, seq);
 -- The links followed from a page last time it was fetched, replayed on a 304 (schema 5). Not a
--- column of ``pages``: a row of ~1.3 KB there (an article's ~50 links, zlib'd) made each of the
--- three updates of a page per crawl (queued, in flight, done) rewrite ~2 rows' worth of pages.
+-- column of ``pages``: they made its rows ~1.3 KB (an article's ~50 links, zlib'd), and a page's
+-- state changes three times a crawl (queued, in flight, done): 23,480 updates of its fetched_at
+-- took 0.35 s on the 20k bench store, against 0.03 s for 20,000 in a two-column table.
 CREATE TABLE IF NOT EXISTS page_links (
     url           TEXT PRIMARY KEY,       -- as in pages.url
     links         BLOB NOT NULL           -- ``pipeline.store.queue._pack_links``
