@@ -217,7 +217,7 @@ class RecordTable:
     def _seen(self, rows: list[tuple[str, str]], *, stored_only: bool = False) -> None:
         """Set ``last_seen_at`` of articles, as ``(when, url)`` rows; with ``stored_only``, of
         stored articles only (as ``UPDATE articles`` did)."""
-        set_last_seen(self._conn, rows, "" if stored_only else None)
+        set_last_seen(self._conn, rows, stored_only=stored_only)
 
     def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:
         """The page at ``url`` is gone (404/410): its record is kept with status ``gone``."""
@@ -484,20 +484,22 @@ _ARTICLE_COLUMNS = (
 
 
 def set_last_seen(
-    conn: sqlite3.Connection, rows: list[tuple[str, str]], stored: str | None = None
+    conn: sqlite3.Connection,
+    rows: list[tuple[str, str]],
+    *,
+    stored_only: bool = False,
+    active_only: bool = False,
 ) -> None:
-    """Set ``article_seen.last_seen_at`` from ``(when, url)`` rows, in one prepared statement.
-
-    With ``stored`` (a condition on the ``articles`` row, or ``""``), only of the articles
-    stored (and meeting it); otherwise of every URL given (an article being written).
-    """
-    if stored is None:
-        sql = "INSERT INTO article_seen (last_seen_at, url) VALUES (?, ?)"
-    else:
+    """Set ``article_seen.last_seen_at`` from ``(when, url)`` rows, in one prepared statement:
+    of every URL given (an article being written), or only of the articles stored
+    (``stored_only``) or stored and active (``active_only``), as ``UPDATE articles`` did."""
+    if stored_only or active_only:
         sql = (
             "INSERT INTO article_seen (last_seen_at, url) SELECT ?, url FROM articles "
-            f"WHERE url = ?{' AND ' + stored if stored else ''}"
+            "WHERE url = ?" + (" AND status = 'active'" if active_only else "")
         )
+    else:
+        sql = "INSERT INTO article_seen (last_seen_at, url) VALUES (?, ?)"
     conn.executemany(
         sql + " ON CONFLICT (url) DO UPDATE SET last_seen_at = excluded.last_seen_at", rows
     )

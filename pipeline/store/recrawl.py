@@ -178,7 +178,7 @@ class RecrawlTable:
 
     def touch_articles(self, urls: list[str], now: datetime) -> None:
         """Articles a listing still shows (unchanged): only ``last_seen_at`` moves."""
-        set_last_seen(self._conn, [(now.isoformat(), url) for url in urls], "status = 'active'")
+        set_last_seen(self._conn, [(now.isoformat(), url) for url in urls], active_only=True)
 
 
 def _entry(row: sqlite3.Row) -> RefetchEntry:
