@@ -19,9 +19,8 @@ SCHEMA_VERSION = 6  # 2: history, schedule_jobs, watches, watch_hits, coverage (
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
-# 5: a page's links live in page_links, no longer in pages.links (``_move_links_out``).
-# 6: an article's last_seen_at lives in article_seen, no longer in articles
-#    (``_move_last_seen_out``).
+# 5: a page's links live in page_links, no longer in pages.links (``_MOVED_OUT``).
+# 6: an article's last_seen_at lives in article_seen, no longer in articles (``_MOVED_OUT``).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -220,7 +219,8 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema, or refuse a store written by a newer crawldex."""
+    """Create the schema and move an older store's columns (``_MOVED_OUT``), or refuse a store
+    written by a newer crawldex."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -231,33 +231,27 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         # executescript commits first and runs each statement on its own; every statement is
         # IF NOT EXISTS, so a crash half-way is repaired by the next open.
         conn.executescript(_SCHEMA)
-        _move_links_out(conn)
-        _move_last_seen_out(conn)
+        for table, column, copy in _MOVED_OUT:
+            _move_column_out(conn, table, column, copy)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
-def _move_links_out(conn: sqlite3.Connection) -> None:
-    """Schema 5: move the links of a store from before it out of ``pages`` into ``page_links``,
-    in one transaction (a crash leaves the store as it was, and the next open does it again)."""
-    _move_column_out(
-        conn,
+#: Columns later schemas moved out of wide rows into tables of their own: (table, column, the
+#: statement that copies it over). Each store from before is moved once, as it is opened.
+_MOVED_OUT = (
+    (  # schema 5
         "pages",
         "links",
         "INSERT OR REPLACE INTO page_links (url, links) "
         "SELECT url, links FROM pages WHERE links IS NOT NULL",
-    )
-
-
-def _move_last_seen_out(conn: sqlite3.Connection) -> None:
-    """Schema 6: move ``articles.last_seen_at`` of a store from before it into
-    ``article_seen``, in one transaction (as ``_move_links_out``)."""
-    _move_column_out(
-        conn,
+    ),
+    (  # schema 6
         "articles",
         "last_seen_at",
         "INSERT OR REPLACE INTO article_seen (url, last_seen_at) "
         "SELECT url, last_seen_at FROM articles",
-    )
+    ),
+)
 
 
 def _move_column_out(conn: sqlite3.Connection, table: str, column: str, copy: str) -> None:

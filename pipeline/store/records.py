@@ -174,7 +174,7 @@ class RecordTable:
                     seq,
                 ),
             )
-            self._seen([(now.isoformat(), url)])
+            set_last_seen(self._conn, [(now.isoformat(), url)])
             return "new"
         changed = (
             content_hash != row["content_hash"]
@@ -207,17 +207,12 @@ class RecordTable:
                 url,
             ),
         )
-        self._seen([(now.isoformat(), url)])
+        set_last_seen(self._conn, [(now.isoformat(), url)])
         return "changed" if changed else "unchanged"
 
     def touch_articles(self, seen: Iterable[tuple[str, datetime]]) -> None:
         """Unchanged article pages (304), as ``(url, when)``: only ``last_seen_at`` moves."""
-        self._seen([(when.isoformat(), url) for url, when in seen], stored_only=True)
-
-    def _seen(self, rows: list[tuple[str, str]], *, stored_only: bool = False) -> None:
-        """Set ``last_seen_at`` of articles, as ``(when, url)`` rows; with ``stored_only``, of
-        stored articles only (as ``UPDATE articles`` did)."""
-        set_last_seen(self._conn, rows, stored_only=stored_only)
+        set_last_seen(self._conn, [(when.isoformat(), url) for url, when in seen], stored_only=True)
 
     def mark_gone(self, url: str, now: datetime, run_id: int | None) -> Change | None:
         """The page at ``url`` is gone (404/410): its record is kept with status ``gone``."""
@@ -242,7 +237,7 @@ class RecordTable:
                 self._conn.execute(
                     "UPDATE articles SET status = 'gone', seq = ? WHERE url = ?", (seq, url)
                 )
-                self._seen([(now.isoformat(), url)])
+                set_last_seen(self._conn, [(now.isoformat(), url)])
             else:
                 self._conn.execute(
                     "UPDATE topics SET status = 'gone', seq = ?, last_seen_at = ? WHERE url = ?",
