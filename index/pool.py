@@ -45,6 +45,8 @@ _POSTING_BYTES = 70
 if TYPE_CHECKING:
     #: (document numbers, weights, values) of one term's postings.
     _Group = tuple[array[int], array[float], list[bytes]]
+    #: (field, term bytes, document numbers, weights, values) of one term's postings, in order.
+    _Term = tuple[str, bytes, array[int], array[float], list[bytes]]
 
 
 class BlockPostingPool(PostingPool):  # type: ignore[misc]  # whoosh is untyped
@@ -144,6 +146,17 @@ class GroupedPostingPool(BlockPostingPool):
         merged: Iterator[Any] = super().items(maxfiles)  # spills what it holds, merges runs
         return merged
 
+    def take_terms(self) -> Iterator[_Term] | None:
+        """Every posting held, a term at a time (see ``_terms``), emptying the pool; None, and
+        nothing taken, when the pool spilled runs or holds postings of another shape: then only
+        ``items()`` gives them in order."""
+        if self.runs or self.current:
+            return None
+        groups, unordered = self._groups, self._unordered
+        self._groups, self._unordered = {}, set()
+        self.currentsize = 0
+        return _terms(groups, unordered)
+
     def _sorted(self) -> Iterator[Any]:
         """Every posting held, in whoosh's order; the pool is empty afterwards."""
         groups, unordered = self._groups, self._unordered
@@ -158,17 +171,29 @@ class GroupedPostingPool(BlockPostingPool):
         return heapq.merge(grouped, odd)
 
 
+def _terms(
+    groups: dict[tuple[str, bytes], _Group], unordered: set[tuple[str, bytes]]
+) -> Iterator[_Term]:
+    """Each group as ``(field, term, document numbers, weights, values)``, terms in order and
+    each term's postings in whoosh's order; groups are dropped as read."""
+    for key in sorted(groups):
+        fieldname, tbytes = key
+        docnums, weights, values = groups.pop(key)  # freed as it goes
+        if key in unordered:
+            # as whoosh sorts its tuples: by document number, then weight, then value
+            ordered = sorted(zip(docnums, weights, values, strict=True))
+            docnums = array("q", [posting[0] for posting in ordered])
+            weights = array("d", [posting[1] for posting in ordered])
+            values = [posting[2] for posting in ordered]
+        yield fieldname, tbytes, docnums, weights, values
+
+
 def _flatten(
     groups: dict[tuple[str, bytes], _Group], unordered: set[tuple[str, bytes]]
 ) -> Iterator[Any]:
     """Each group's postings as whoosh's tuples, terms in order; groups are dropped as read."""
-    for key in sorted(groups):
-        fieldname, tbytes = key
-        docnums, weights, values = groups.pop(key)  # freed as it goes
-        postings: Iterable[tuple[int, float, bytes]] = zip(docnums, weights, values, strict=True)
-        if key in unordered:
-            postings = sorted(postings)
-        for docnum, weight, value in postings:
+    for fieldname, tbytes, docnums, weights, values in _terms(groups, unordered):
+        for docnum, weight, value in zip(docnums, weights, values, strict=True):
             yield (fieldname, tbytes, docnum, weight, value)
 
 

@@ -9,6 +9,9 @@ call (``GroupedPostingPool.add_field_postings``); every other field, and any doc
 whoosh's special keys (``_boost``, ``_stored_<name>``), takes whoosh's own code. The segment
 written is byte for byte the one whoosh writes (``tests/index/test_segment.py`` compares them).
 
+Flushing, it gives the field writer each term's postings at once (``_FieldWriter.add_terms``)
+when the pool holds them all in memory; a pool that spilled runs takes whoosh's way.
+
 The rest of ``add_document`` follows whoosh 2.7's ``SegmentWriter.add_document`` (BSD licence),
 without what this writer never meets: spelling words and term vectors make it use whoosh's.
 """
@@ -20,6 +23,7 @@ from typing import Any
 from whoosh.writing import SegmentWriter
 
 from index.analysis import FusedPositions
+from index.codec import Codec
 from index.pool import GroupedPostingPool
 
 __all__ = ["Writer"]
@@ -56,6 +60,22 @@ class Writer(SegmentWriter):  # type: ignore[misc]  # whoosh is untyped
         self.perdocwriter.finish_doc()
         self._added = True
         self.docnum += 1
+
+    def _flush_segment(self) -> None:
+        # whoosh's, but the postings go to the field writer a term at a time when the pool can
+        # give them so (it spilled no runs) and the codec is ours
+        terms = None
+        if type(self.codec) is Codec and type(self.pool) is GroupedPostingPool:
+            terms = self.pool.take_terms()
+        if terms is None:
+            super()._flush_segment()
+            return
+        self.perdocwriter.close()
+        lengths = self.per_document_reader() if self.codec.length_stats else None
+        self.fieldwriter.add_terms(self.schema, lengths, terms)
+        self.fieldwriter.close()
+        if lengths:
+            lengths.close()
 
     def _fast(self, fields: dict[str, Any]) -> bool:
         """Whether this document can take the fast path: the grouped pool, a schema without

@@ -1,16 +1,21 @@
-"""The index's codec: missing columns looked up once, length columns read whole."""
+"""The index's codec: missing columns looked up once, length columns read whole, a term's
+postings written whole; whoosh's bytes throughout."""
 
 from __future__ import annotations
 
+import random
+from array import array
 from pathlib import Path
 from typing import Any
 
 import pytest
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader
+from whoosh.filedb.filestore import FileStorage
 
 from index import apply_changes
 from index.codec import Codec
 from index.layout import current_generation, open_generation
+from index.schema import build_schema
 from tests.index.conftest import long_documents, segment_files
 
 
@@ -71,3 +76,64 @@ def test_the_codec_writes_the_same_bytes_as_whoosh_without_asking_positions(
     assert ours == theirs
     assert type(ours_writer.fieldwriter._postfile).__name__ == "_CountingFile"
     assert type(their_writer.fieldwriter._postfile).__name__ == "StructFile"
+
+
+class _Lengths:
+    """A per-document reader of another kind: lengths asked one document at a time."""
+
+    def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> int:
+        return 0 if fieldname == "id" else docnum % 7 + len(fieldname)  # id: not scored
+
+
+@pytest.mark.parametrize("lengths", [None, _Lengths()])
+def test_terms_given_whole_are_written_as_whoosh_writes_their_postings(
+    tmp_path: Path, lengths: Any
+) -> None:
+    """``add_terms`` against whoosh's ``add_postings`` on the same postings: terms of one to
+    three blocks, weights that differ or not, and whoosh's spelling marks (document -1),
+    which it skips (a term of nothing but marks still starts its field)."""
+    schema = build_schema()
+    rng = random.Random(11)
+    terms: list[Any] = []
+    for fieldname in ("author", "id", "summary", "text", "title"):
+        for n in range(40):
+            count = rng.choice((1, 2, 127, 128, 129, 300))
+            docnums = sorted(rng.sample(range(400), count))
+            if n % 9 == 0:
+                docnums = [-1, *docnums]  # a spelling mark before the postings
+            weights = [1.0 if n % 3 else float(rng.randrange(1, 4)) for _ in docnums]
+            # empty values: none for ids (a fixed size of 0), some where whoosh leaves them out
+            values = [
+                b""
+                if fieldname == "id" or (fieldname == "text" and d % 5 == 0)
+                else bytes([d % 251, 1])
+                for d in docnums
+            ]
+            terms.append((fieldname, f"t{n:03d}".encode(), docnums, weights, values))
+    terms.append(("url", b"only-marks", [-1], [1.0], [b""]))  # starts its field, no term
+    postings = [
+        (field, term, docnum, weight, value)
+        for field, term, docnums, weights, values in terms
+        for docnum, weight, value in zip(docnums, weights, values, strict=True)
+    ]
+    grouped = [
+        (field, term, array("q", docnums), array("d", weights), values)
+        for field, term, docnums, weights, values in terms
+    ]
+
+    def written(folder: str, write: Any) -> dict[str, bytes]:
+        storage = FileStorage(str(tmp_path / folder)).create()
+        codec = Codec()
+        segment = codec.new_segment(storage, "MAIN")
+        fieldwriter = codec.field_writer(storage, segment)
+        write(fieldwriter)
+        fieldwriter.close()
+        return {
+            ext: (tmp_path / folder / segment.make_filename(ext)).read_bytes()
+            for ext in (W3Codec.TERMS_EXT, W3Codec.POSTS_EXT)
+        }
+
+    theirs = written("theirs", lambda w: w.add_postings(schema, lengths, iter(postings)))
+    ours = written("ours", lambda w: w.add_terms(schema, lengths, iter(grouped)))
+    assert len(theirs[W3Codec.POSTS_EXT]) > 10_000
+    assert ours == theirs

@@ -94,6 +94,32 @@ def test_a_grouped_pool_gives_back_what_whoosh_sorting_gives(
     assert list(pool.items()) == []  # given back once, then empty
 
 
+@settings(max_examples=150, deadline=None)
+@given(postings=st.composite(_writer_like)(), limit=st.sampled_from((None, 600)))
+def test_a_pool_gives_its_terms_in_whoosh_order_unless_it_spilled(
+    tmp_path_factory: pytest.TempPathFactory, postings: list[Any], limit: int | None
+):
+    folder = tmp_path_factory.mktemp("pool")
+    pool = GroupedPostingPool(FileStorage(str(folder)).create(), None, limitmb=1)
+    if limit is not None:
+        pool.limit = limit
+    for posting in postings:
+        pool.add(posting)
+    terms = pool.take_terms()
+    if pool.runs or pool.current:  # spilled, or postings of another shape (an int weight)
+        assert terms is None
+        assert list(pool.items()) == sorted(postings)  # nothing was taken
+        return
+    assert terms is not None
+    flat = [
+        (field, term, docnum, weight, value)
+        for field, term, docnums, weights, values in terms
+        for docnum, weight, value in zip(docnums, weights, values, strict=True)
+    ]
+    assert flat == sorted(postings)
+    assert list(pool.items()) == []  # taken once, then empty
+
+
 def test_a_grouped_pool_of_a_commit_spills_nothing_under_its_limit(tmp_path: Path):
     pool = GroupedPostingPool(FileStorage(str(tmp_path)).create(), None, limitmb=1)
     postings = [

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from whoosh.writing import SegmentWriter
 
+import index.codec
 import index.pool
-from index.codec import Codec
+from index.codec import Codec, _FieldWriter
 from index.pool import GroupedPostingPool, use_grouped_pool
 from index.segment import Writer
 from tests.index.conftest import long_documents, segment_files
@@ -46,14 +47,26 @@ def test_the_writer_writes_the_segment_whoosh_writes(
         runs.append(path)
         add_run(self, path)
 
+    flushed: list[str] = []
+    add_terms = _FieldWriter.add_terms
+
+    def by_term(self: _FieldWriter, *args: Any) -> None:
+        flushed.append("terms")
+        add_terms(self, *args)
+
     monkeypatch.setattr(index.pool.GroupedPostingPool, "add_field_postings", counted)
     monkeypatch.setattr(index.pool.GroupedPostingPool, "_add_run", run_added)
+    monkeypatch.setattr(index.codec._FieldWriter, "add_terms", by_term)
     ours, writer = segment_files(tmp_path / "ours", documents, _pooled(Writer, limit_mb))
+    # held in memory, the pool hands its postings over a term at a time; spilled, one by one
+    assert flushed == ([] if limit_mb == 1 else ["terms"])
     assert {"title", "summary", "text", "author"} == set(calls)
     assert calls.count("text") == len(documents) - 2  # not the two with special keys
     calls.clear()
+    flushed.clear()
     theirs, _ = segment_files(tmp_path / "theirs", documents, _pooled(SegmentWriter, limit_mb))
     assert calls == []
+    assert flushed == []
     assert {"pst", "trm", "_stored.col", "_text_len.col"} <= set(ours)
     assert ours == theirs
     assert isinstance(writer.pool, GroupedPostingPool)
