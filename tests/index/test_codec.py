@@ -1,9 +1,10 @@
 """The index's codec: missing columns looked up once, length columns read whole, a term's
-postings written whole; whoosh's bytes throughout."""
+postings written whole, small blocks compressed once; whoosh's bytes throughout."""
 
 from __future__ import annotations
 
 import random
+import zlib
 from array import array
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader
 from whoosh.filedb.filestore import FileStorage
 
+import index.codec
 from index import apply_changes
-from index.codec import Codec
+from index.codec import Codec, _compress
 from index.layout import current_generation, open_generation
 from index.schema import build_schema
 from tests.index.conftest import long_documents, segment_files
@@ -137,3 +139,28 @@ def test_terms_given_whole_are_written_as_whoosh_writes_their_postings(
     ours = written("ours", lambda w: w.add_terms(schema, lengths, iter(grouped)))
     assert len(theirs[W3Codec.POSTS_EXT]) > 10_000
     assert ours == theirs
+
+
+def test_small_blocks_are_compressed_once_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bytes] = []
+    compress = zlib.compress
+
+    def counted(data: bytes, level: int) -> bytes:
+        calls.append(data)
+        return compress(data, level)
+
+    monkeypatch.setattr(index.codec, "_COMPRESSED", {})
+    monkeypatch.setattr(index.codec, "_COMPRESSED_LIMIT", 3)
+    monkeypatch.setattr(index.codec.zlib, "compress", counted)
+    small, large = b"\x80\x02K\x07\x85q\x00.", bytes(range(200))
+    for level in (3, 3, 1):
+        assert zlib.decompress(_compress(small, level)) == small
+    assert calls == [small, small]  # once per level
+    for _ in range(2):
+        assert zlib.decompress(_compress(large, 3)) == large
+    assert calls[2:] == [large, large]  # a large block is not kept
+    for n in range(4):
+        _compress(bytes([n]), 3)
+    assert len(index.codec._COMPRESSED) <= 3  # started over when full
