@@ -130,3 +130,12 @@ def test_schema_pickles_without_the_cache() -> None:
     assert "_fused_plan" not in restored["text"].format.__dict__
     words = "cached words"
     assert list(restored["text"].index(words)) == list(schema["text"].index(words))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 20_000), min_size=1, max_size=40, unique=True).map(sorted))
+def test_positions_encode_to_whooshs_bytes(poslist: list[int]) -> None:
+    plain = formats.Positions().encode(poslist)
+    assert FusedPositions().encode(poslist) == plain
+    assert FusedPositions().encode(poslist) == plain  # a single position: from the table now
+    assert FusedPositions().decode_positions(plain) == poslist
