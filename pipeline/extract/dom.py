@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -44,6 +45,11 @@ _VOID = frozenset(
      "track", "wbr", "p", "li", "dt", "dd", "option", "tr", "td", "th"}
 )  # fmt: skip
 _NO_IDS: set[int] = set()
+#: Absolute hrefs resolved, for every page: a theme repeats its links (~100 an article) on each
+#: page, and an absolute href resolves the same whatever the page's base URL.
+_ABSOLUTE: dict[str, str | None] = {}
+_ABSOLUTE_LIMIT = 4096
+_UNKNOWN: Any = object()
 _LINK_SCHEMES = ("http", "https")
 
 
@@ -85,13 +91,19 @@ class Document:
         """The absolute http(s) URL of a link, or None for javascript:, mailto:, #frag, junk."""
         if not href:
             return None
-        try:
-            return self._resolved[href]
-        except KeyError:
-            pass
+        known = _ABSOLUTE.get(href, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._resolved.get(href, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
         stripped = href.strip()
         url = None if not stripped or stripped.startswith("#") else _join(self.base, stripped)
-        self._resolved[href] = url
+        if stripped.startswith(("http://", "https://")):  # the same on any page: remembered
+            if len(_ABSOLUTE) >= _ABSOLUTE_LIMIT:
+                _ABSOLUTE.clear()
+            _ABSOLUTE[href] = url
+        else:
+            self._resolved[href] = url
         return url
 
     def links(self) -> Links:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import SiteConfig
-from pipeline.extract import extract, extract_page
+from pipeline.extract import dom, extract, extract_page
 from pipeline.models import (
     ArticlePage,
     Fetched,
@@ -301,6 +301,36 @@ def test_links_are_absolute_and_skip_non_http_and_fragments() -> None:
         Link("https://site.example/up/?q=1#frag", "Up", "nofollow"),
         Link("https://cdn.example/x", "logo"),
     )
+
+
+def test_absolute_links_are_remembered_across_pages_and_relative_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dom, "_ABSOLUTE", {})
+    monkeypatch.setattr(dom, "_ABSOLUTE_LIMIT", 3)
+    html = (
+        "<a href='https://site.example/a'>A</a><a href='http://[bad'>bad</a>"
+        "<a href='next.html'>N</a><a href=' https://site.example/b '>B</a>"
+    )
+    first = extract_page(html, "https://site.example/one/page.html").links.urls
+    second = extract_page(html, "https://site.example/two/page.html").links.urls
+    assert first == (
+        "https://site.example/a",
+        "https://site.example/one/next.html",
+        "https://site.example/b",
+    )
+    assert second == (  # a relative link follows each page's own base URL
+        "https://site.example/a",
+        "https://site.example/two/next.html",
+        "https://site.example/b",
+    )
+    assert dom._ABSOLUTE == {  # the malformed one too, as None
+        "https://site.example/a": "https://site.example/a",
+        "http://[bad": None,
+        " https://site.example/b ": "https://site.example/b",
+    }
+    extract_page("<a href='https://other.example/'>o</a>", "https://site.example/")
+    assert dom._ABSOLUTE == {"https://other.example/": "https://other.example/"}  # started over
 
 
 def test_a_pages_links_read_as_a_sequence_of_link_and_as_columns() -> None:
