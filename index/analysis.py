@@ -40,7 +40,7 @@ from whoosh.system import pack_uint
 #: Encoded positions of a word seen once in a field (most terms of a document), by position.
 _ONCE: dict[int, bytes] = {}
 #: Positions kept in ``_ONCE``: a 600-word article's text reaches ~600 (~70 bytes each).
-_ONCE_LIMIT = 8192
+_ONCE_LIMIT = 4096
 #: Filters whose output for a word depends on that word alone.
 _PER_WORD_FILTERS = (LowercaseFilter, CharsetFilter, StopFilter, StemFilter)
 #: Cached words per analyzer before the cache starts over: bounds memory on a big vocabulary

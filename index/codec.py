@@ -236,8 +236,8 @@ def _compress(data: bytes, level: int) -> bytes:
 #: Blocks up to this many bytes are compressed once (a term's few postings; a full block of
 #: 128 is several KB and rarely repeats).
 _SMALL_BLOCK = 64
-#: Small blocks remembered before the cache starts over: ~1.5 MB at most.
-_COMPRESSED_LIMIT = 8192
+#: Small blocks remembered before the cache starts over: ~1 MB at most.
+_COMPRESSED_LIMIT = 4096
 _COMPRESSED: dict[tuple[bytes, int], bytes] = {}
 
 
