@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import cast
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -49,7 +49,7 @@ _NO_IDS: set[int] = set()
 #: page, and an absolute href resolves the same whatever the page's base URL.
 _ABSOLUTE: dict[str, str | None] = {}
 _ABSOLUTE_LIMIT = 4096
-_UNKNOWN: Any = object()
+_UNKNOWN = object()
 _LINK_SCHEMES = ("http", "https")
 
 
@@ -91,11 +91,11 @@ class Document:
         """The absolute http(s) URL of a link, or None for javascript:, mailto:, #frag, junk."""
         if not href:
             return None
-        known = _ABSOLUTE.get(href, _UNKNOWN)
+        known: object = _ABSOLUTE.get(href, _UNKNOWN)
         if known is _UNKNOWN:
             known = self._resolved.get(href, _UNKNOWN)
         if known is not _UNKNOWN:
-            return known  # type: ignore[no-any-return]
+            return cast("str | None", known)
         stripped = href.strip()
         url = None if not stripped or stripped.startswith("#") else _join(self.base, stripped)
         if stripped.startswith(("http://", "https://")):  # the same on any page: remembered
