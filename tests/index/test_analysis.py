@@ -137,5 +137,5 @@ def test_schema_pickles_without_the_cache() -> None:
 def test_positions_encode_to_whooshs_bytes(poslist: list[int]) -> None:
     plain = formats.Positions().encode(poslist)
     assert FusedPositions().encode(poslist) == plain
-    assert FusedPositions().encode(poslist) == plain  # a single position: from the table now
+    assert FusedPositions().encode(poslist) == plain  # again: one position, from the table
     assert FusedPositions().decode_positions(plain) == poslist
