@@ -37,7 +37,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from copy import copy
 from typing import Any
 
@@ -63,11 +63,8 @@ class _PerDocReader(W3PerDocReader):  # type: ignore[misc]  # whoosh is untyped
     """``W3PerDocReader`` that remembers missing columns and reads length columns whole."""
 
     def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> Any:
-        lengths = self.__dict__.setdefault("_length_bytes", {})
-        raw = lengths.get(fieldname)
+        raw = self._length_bytes(fieldname)
         if raw is None:
-            raw = lengths[fieldname] = self._length_column(fieldname)
-        if raw is False:
             return super().doc_field_length(docnum, fieldname, default)
         if docnum > self._doccount:
             raise IndexError(f"Asked for docnum {docnum!r} of {self._doccount}")
@@ -75,28 +72,40 @@ class _PerDocReader(W3PerDocReader):  # type: ignore[misc]  # whoosh is untyped
         # whoosh returns None, not ``default``, for a document with a zero length byte
         return _LENGTHS[code] if code else None
 
-    def field_lengths(self, fieldname: str, docnums: Sequence[int]) -> list[int] | None:
-        """``doc_field_length`` of each document number, in order (0 for a zero length); None
-        when the field has no length column, for which whoosh answers 0 throughout."""
-        lengths = self.__dict__.setdefault("_length_bytes", {})
-        raw = lengths.get(fieldname)
+    def lengths_of(self, fieldname: str) -> _Lengths:
+        """How to read ``fieldname``'s length of many documents at once, decided once for the
+        field: ``doc_field_length`` of each (0 for a zero length), or None for a field without
+        a length column, for which whoosh answers 0 throughout."""
+        raw = self._length_bytes(fieldname)
+        doccount = self._doccount
         if raw is None:
-            raw = lengths[fieldname] = self._length_column(fieldname)
-        if docnums and max(docnums) > self._doccount:
-            raise IndexError(f"Asked for docnum {max(docnums)!r} of {self._doccount}")
-        if raw is False:
-            if self._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN) is None:
-                return None
-            # another kind of length column: whoosh reads it
-            return [self.doc_field_length(docnum, fieldname) or 0 for docnum in docnums]
-        size = len(raw)
-        return [_LENGTHS[raw[docnum]] if docnum < size else 0 for docnum in docnums]
+            if self._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN) is not None:
+                return _asking(self, fieldname)  # another kind of length column: whoosh reads it
 
-    def _length_column(self, fieldname: str) -> bytes | bool:
-        """The field's length bytes, one per document (False: let whoosh's reader answer)."""
+            def none(docnums: Sequence[int]) -> None:
+                _check(docnums, doccount)
+
+            return none
+        size = len(raw)
+
+        def read(docnums: Sequence[int]) -> list[int]:
+            _check(docnums, doccount)
+            return [_LENGTHS[raw[docnum]] if docnum < size else 0 for docnum in docnums]
+
+        return read
+
+    def _length_bytes(self, fieldname: str) -> bytes | None:
+        """``_length_column(fieldname)``, read once."""
+        lengths: dict[str, bytes | None] = self.__dict__.setdefault("_lengths_read", {})
+        if fieldname not in lengths:
+            lengths[fieldname] = self._length_column(fieldname)
+        return lengths[fieldname]
+
+    def _length_column(self, fieldname: str) -> bytes | None:
+        """The field's length bytes, one per document (None: let whoosh's reader answer)."""
         reader = self._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
         if type(reader) is not NumericColumn.Reader or reader._fixedlen != 1:
-            return False  # no column (whoosh answers ``default``) or not the one-byte kind
+            return None  # no column (whoosh answers ``default``) or not the one-byte kind
         return bytes(reader._dbfile.get(reader._basepos, reader._count))
 
     def _cached_reader(self, fieldname: str, column: Any) -> Any:
@@ -153,14 +162,18 @@ class _FieldWriter(W3FieldWriter):  # type: ignore[misc]
         document numbers, weights, values)``, in whoosh's order, as ``GroupedPostingPool``
         gives them), writing each term's blocks from slices instead of one call per posting.
         The files written are the same, byte for byte."""
-        field_lengths = lengths.field_lengths if isinstance(lengths, _PerDocReader) else None
         lastfn = None
+        lengths_of: _Lengths = _no_lengths
         for fieldname, tbytes, docnums, weights, values in terms:
             if fieldname != lastfn:
                 if lastfn is not None:
                     self.finish_field()
                 self.start_field(fieldname, schema[fieldname])
                 lastfn = fieldname
+                if isinstance(lengths, _PerDocReader):
+                    lengths_of = lengths.lengths_of(fieldname)
+                elif lengths is not None:
+                    lengths_of = _asking(lengths, fieldname)
             if docnums[0] == -1:  # whoosh's mark of a spelling word, not a posting: skipped
                 kept = [i for i, docnum in enumerate(docnums) if docnum != -1]
                 if not kept:
@@ -168,18 +181,31 @@ class _FieldWriter(W3FieldWriter):  # type: ignore[misc]
                 docnums = array("q", [docnums[i] for i in kept])
                 weights = array("d", [weights[i] for i in kept])
                 values = [values[i] for i in kept]
-            if lengths is None:
-                field_length = None
-            elif field_lengths is not None:
-                field_length = field_lengths(fieldname, docnums)
-            else:
-                dfl = lengths.doc_field_length
-                field_length = [dfl(docnum, fieldname) or 0 for docnum in docnums]
             self.start_term(tbytes)
-            _fill_blocks(self._postwriter, docnums, weights, values, field_length)
+            _fill_blocks(self._postwriter, docnums, weights, values, lengths_of(docnums))
             self.finish_term()
         if lastfn is not None:
             self.finish_field()
+
+
+#: Document numbers -> their lengths of one field (None: all 0), as ``add_postings`` asks them.
+_Lengths = Callable[[Sequence[int]], "list[int] | None"]
+
+
+def _no_lengths(docnums: Sequence[int]) -> None:
+    """Lengths when the writer keeps no length statistics: ``add_postings`` takes 0 for all."""
+
+
+def _asking(reader: Any, fieldname: str) -> _Lengths:
+    """Lengths asked of a per-document reader a document at a time, as ``add_postings`` does."""
+    length = reader.doc_field_length
+    return lambda docnums: [length(docnum, fieldname) or 0 for docnum in docnums]
+
+
+def _check(docnums: Sequence[int], doccount: int) -> None:
+    """Raise IndexError, as whoosh's reader does, for a number past the segment's documents."""
+    if docnums and max(docnums) > doccount:
+        raise IndexError(f"Asked for docnum {max(docnums)!r} of {doccount}")
 
 
 def _fill_blocks(
