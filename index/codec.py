@@ -27,9 +27,12 @@ whose set-up costs several us however small the block; ``_PostingsWriter`` compr
 block once and remembers it (most blocks are a term's one posting, and repeat). Same bytes
 again.
 
-Segments pickle their codec into the index's table of contents, so ``index.codec.Codec`` must
-keep its name and module (an index written by it cannot be opened without it); an index written
-with the plain ``W3Codec`` opens and merges as before.
+Merging segments, whoosh reads every posting of every merged segment through a matcher (five
+calls a posting) into the writer's pool, which passes its memory limit and spills. ``segment_terms``
+reads a merged segment's terms in order, each term's postings a block at a time, renumbered for
+the new segment, so the writer can stream them into the field writer beside its pool's own
+(``index.segment``). Same values, same files.
+
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
 from typing import Any
 
@@ -46,8 +49,10 @@ from whoosh.codec.whoosh3 import (
     WHOOSH3_HEADER_MAGIC,
     W3Codec,
     W3FieldWriter,
+    W3LeafMatcher,
     W3PerDocReader,
     W3PostingsWriter,
+    W3TermsReader,
     _lenfield,
 )
 from whoosh.columns import NumericColumn
@@ -316,3 +321,66 @@ class Codec(W3Codec):  # type: ignore[misc]
             compression=self._compression,
             inlinelimit=self._inlinelimit,
         )
+
+
+def reads_terms(reader: Any) -> bool:
+    """Whether ``segment_terms`` reads this reader: a ``SegmentReader`` of W3 terms and
+    postings (any other only whoosh's merge reads)."""
+    terms = getattr(reader, "_terms", None)
+    return type(terms) is W3TermsReader and type(reader.codec()) in (W3Codec, Codec)
+
+
+def segment_terms(
+    reader: Any, schema: Any, basedoc: int, docmap: dict[int, int] | None
+) -> Iterator[Any]:
+    """The postings of a merged segment's terms, as whoosh's merge adds them to its pool
+    (``SegmentWriter.add_postings_to_pool``), a term at a time: ``(field, term bytes, document
+    numbers, weights, values)``, in order of field name and term, fields not in ``schema`` left
+    out. A document ``d`` becomes ``docmap[d]`` (a deleted one, missing from ``docmap``, is
+    left out, and so is a term left without postings), or ``basedoc + d`` with no ``docmap``.
+    ``reader`` is one that ``reads_terms``.
+    """
+    terms = reader._terms
+    fieldnames = sorted(name for name in terms.indexed_field_names() if name in schema)
+    for fieldname in fieldnames:
+        fmt = schema[fieldname].format
+        # a field's keys are its number then the term: in term order whatever the numbering
+        for (name, tbytes), terminfo in terms.items_from(fieldname, b""):
+            if name != fieldname:
+                break
+            if terminfo.is_inlined():
+                ids, weights, values = terminfo.inlined_postings()
+            else:
+                ids, weights, values = _read_postings(terms, terminfo, fmt, (fieldname, tbytes))
+            if docmap is None:
+                docnums = array("q", [basedoc + docnum for docnum in ids])
+            else:
+                kept = [i for i, docnum in enumerate(ids) if docnum in docmap]
+                if len(kept) < len(ids):
+                    if not kept:
+                        continue
+                    weights = [weights[i] for i in kept]
+                    values = [values[i] for i in kept]
+                docnums = array("q", [docmap[ids[i]] for i in kept])
+            yield fieldname, tbytes, docnums, array("d", weights), list(values)
+
+
+def _read_postings(
+    terms: Any, terminfo: Any, fmt: Any, term: tuple[str, bytes]
+) -> tuple[list[int], list[float], list[Any]]:
+    """A term's postings from its blocks: what its matcher's ``id()``, ``weight()`` and
+    ``value()`` give, posting by posting."""
+    offset, length = terminfo.extent()
+    matcher = W3LeafMatcher(terms._postfile, offset, length, fmt, term=term)
+    ids: list[int] = []
+    weights: list[float] = []
+    values: list[Any] = []
+    while matcher.is_active():
+        matcher._read_ids()
+        matcher._read_weights()
+        matcher._read_values()
+        ids.extend(matcher._ids)
+        weights.extend(matcher._weights)
+        values.extend(matcher._values)
+        matcher._next_block()
+    return ids, weights, values

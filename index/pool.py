@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from whoosh.writing import PostingPool
 
-__all__ = ["BlockPostingPool", "GroupedPostingPool", "use_grouped_pool"]
+__all__ = ["BlockPostingPool", "GroupedPostingPool", "merge_terms", "use_grouped_pool"]
 
 _BLOCK = 2048
 """Postings per marshal call (about 400 KB in memory per run being merged)."""
@@ -179,13 +179,62 @@ def _terms(
     for key in sorted(groups):
         fieldname, tbytes = key
         docnums, weights, values = groups.pop(key)  # freed as it goes
-        if key in unordered:
-            # as whoosh sorts its tuples: by document number, then weight, then value
-            ordered = sorted(zip(docnums, weights, values, strict=True))
-            docnums = array("q", [posting[0] for posting in ordered])
-            weights = array("d", [posting[1] for posting in ordered])
-            values = [posting[2] for posting in ordered]
-        yield fieldname, tbytes, docnums, weights, values
+        term = (fieldname, tbytes, docnums, weights, values)
+        yield _sorted_term(term) if key in unordered else term
+
+
+def merge_terms(sources: list[Iterator[_Term]]) -> Iterator[_Term]:
+    """Merge streams of ``(field, term bytes, document numbers, weights, values)`` into one.
+
+    Each stream is in term order, each term's postings in order (as ``take_terms`` and
+    ``index.codec.segment_terms`` give them). A term in several streams gets their postings
+    joined in the order of ``sources``, then sorted the way whoosh sorts its tuples should
+    the numbers of one stream not all come after the last one's. What flushing a pool that
+    held them all gives, holding one term of each stream at a time.
+    """
+    current: _Term | None = None
+    joined = ordered = False
+    for term in heapq.merge(*sources, key=_term_key):
+        if current is not None and current[0] == term[0] and current[1] == term[1]:
+            if not joined:  # copies: the first stream's arrays are not ours to extend
+                current = (
+                    current[0],
+                    current[1],
+                    array("q", current[2]),
+                    array("d", current[3]),
+                    list(current[4]),
+                )
+                joined, ordered = True, True
+            docnums = current[2]
+            if ordered and docnums and term[2] and term[2][0] <= docnums[-1]:
+                ordered = False
+            docnums.extend(term[2])
+            current[3].extend(term[3])
+            current[4].extend(term[4])
+            continue
+        if current is not None:
+            yield current if not joined or ordered else _sorted_term(current)
+        current, joined = term, False
+    if current is not None:
+        yield current if not joined or ordered else _sorted_term(current)
+
+
+def _term_key(term: _Term) -> tuple[str, bytes]:
+    return term[0], term[1]
+
+
+def _sorted_term(term: _Term) -> _Term:
+    """A term with its postings sorted as whoosh sorts its tuples: by document number, then
+    weight, then value."""
+    fieldname, tbytes, docnums, weights, values = term
+    postings = sorted(zip(docnums, weights, values, strict=True))
+    return (
+        fieldname,
+        tbytes,
+        array("q", [posting[0] for posting in postings]),
+        array("d", [posting[1] for posting in postings]),
+        [posting[2] for posting in postings],
+    )
 
 
 def _flatten(

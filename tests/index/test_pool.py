@@ -16,7 +16,7 @@ from whoosh.filedb.filestore import FileStorage
 import index.pool
 from index import apply_changes
 from index.layout import current_generation
-from index.pool import BlockPostingPool, GroupedPostingPool
+from index.pool import BlockPostingPool, GroupedPostingPool, merge_terms
 
 
 def _postings(count: int) -> list[tuple[str, bytes, int, float, bytes | None]]:
@@ -118,6 +118,50 @@ def test_a_pool_gives_its_terms_in_whoosh_order_unless_it_spilled(
     ]
     assert flat == sorted(postings)
     assert list(pool.items()) == []  # taken once, then empty
+
+
+def _flat(terms: Any) -> list[tuple[str, bytes, int, float, bytes]]:
+    return [
+        (field, term, docnum, weight, value)
+        for field, term, docnums, weights, values in terms
+        for docnum, weight, value in zip(docnums, weights, values, strict=True)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    postings=st.composite(_writer_like)(),
+    streams=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    ordered=st.booleans(),
+)
+def test_merged_term_streams_give_what_one_pool_of_them_all_gives(
+    tmp_path_factory: pytest.TempPathFactory,
+    postings: list[Any],
+    streams: int,
+    seed: int,
+    ordered: bool,
+):
+    # what a flush merges: a pool's terms and merged segments', each stream in term order
+    postings = [p for p in postings if type(p[3]) is float and type(p[4]) is bytes]
+    rng = random.Random(seed)
+    if ordered:  # a segment each, numbered after the one before, as merges number them
+        postings = sorted(postings, key=lambda p: p[2])
+        cuts = sorted(rng.randrange(len(postings) + 1) for _ in range(streams - 1))
+        parts = [postings[a:b] for a, b in zip([0, *cuts], [*cuts, len(postings)], strict=True)]
+    else:  # numbers interleaved between streams: joined terms are sorted as whoosh sorts
+        parts = [[] for _ in range(streams)]
+        for posting in postings:
+            parts[rng.randrange(streams)].append(posting)
+    sources = []
+    for part in parts:
+        pool = GroupedPostingPool(FileStorage(str(tmp_path_factory.mktemp("p"))).create(), None)
+        for posting in part:
+            pool.add(posting)
+        terms = pool.take_terms()
+        assert terms is not None
+        sources.append(terms)
+    assert _flat(merge_terms(sources)) == sorted(postings)
 
 
 def test_a_grouped_pool_of_a_commit_spills_nothing_under_its_limit(tmp_path: Path):

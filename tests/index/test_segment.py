@@ -1,5 +1,5 @@
-"""The segment writer adds text fields a field at a time and writes whoosh's segment, byte for
-byte."""
+"""The segment writer adds text fields a field at a time, merges segments a term at a time, and
+writes whoosh's segment, byte for byte."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from whoosh.writing import SegmentWriter
+from whoosh import index as whoosh_index
+from whoosh.writing import OPTIMIZE, SegmentWriter
 
 import index.codec
 import index.pool
+import index.segment
 from index.codec import Codec, _FieldWriter
 from index.pool import GroupedPostingPool, use_grouped_pool
+from index.schema import build_schema
 from index.segment import Writer
 from tests.index.conftest import long_documents, segment_files
 
@@ -71,3 +74,55 @@ def test_the_writer_writes_the_segment_whoosh_writes(
     assert ours == theirs
     assert isinstance(writer.pool, GroupedPostingPool)
     assert (len(runs) > 2) is (limit_mb == 1)  # both writers spilled, or neither did
+
+
+def _merged_segment(
+    folder: Path, documents: list[dict[str, Any]], kind: type[Any], spill: bool
+) -> dict[str, bytes]:
+    """Write ``documents`` in three segments with whoosh's writer, delete some, then add the
+    last few with a ``kind`` writer whose commit merges every segment into its own; returns
+    the merged segment's files by kind."""
+    folder.mkdir()
+    ix = whoosh_index.create_in(str(folder), build_schema())
+    thirds = [documents[:10], documents[10:22], documents[22:-4]]
+    for part in thirds:
+        writer = _pooled(SegmentWriter, 64)(ix)
+        for document in part:
+            writer.add_document(**document)
+        writer.commit(merge=False)
+    writer = _pooled(SegmentWriter, 64)(ix)
+    for document in thirds[1][::3] + thirds[2][:1]:  # deleted: numbers missing from a docmap
+        writer.delete_by_term("id", document["id"])
+    writer.commit(merge=False)
+    writer = _pooled(kind, 64)(ix)
+    for document in documents[-4:]:
+        writer.add_document(**document)
+    if spill:
+        writer.pool.save()  # a run of the new documents' postings, as past the memory limit
+    writer.commit(mergetype=OPTIMIZE)
+    ix.close()
+    return {p.name.split(".", 1)[1]: p.read_bytes() for p in folder.glob("MAIN_*.*")}
+
+
+@pytest.mark.parametrize("spill", [False, True])  # a pool that spilled takes merges in
+def test_merged_segments_stream_into_the_segment_whoosh_writes(
+    tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, spill: bool
+) -> None:
+    documents = long_documents(articles)
+    documents[12]["_boost"] = 2.0  # postings of another shape in a merged segment
+    streamed: list[int] = []
+    read = index.segment.segment_terms
+
+    def counted(reader: Any, schema: Any, basedoc: int, docmap: Any) -> Any:
+        streamed.append(basedoc)
+        return read(reader, schema, basedoc, docmap)
+
+    monkeypatch.setattr(index.segment, "segment_terms", counted)
+    ours = _merged_segment(tmp_path / "ours", documents, Writer, spill)
+    # held in memory, the pool's postings and the three segments' are merged a term at a time
+    assert streamed == ([] if spill else [4, 14, 22])
+    streamed.clear()
+    theirs = _merged_segment(tmp_path / "theirs", documents, SegmentWriter, spill)
+    assert streamed == []
+    assert {"pst", "trm", "_stored.col", "_text_len.col"} <= set(ours)
+    assert ours == theirs
