@@ -3,6 +3,7 @@ postings written whole, small blocks compressed once; whoosh's bytes throughout.
 
 from __future__ import annotations
 
+import io
 import random
 import zlib
 from array import array
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader
 from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.filetables import OrderedHashWriter
+from whoosh.filedb.structfile import StructFile
 
 import index.codec
 from index import apply_changes
-from index.codec import Codec, _compress
+from index.codec import Codec, _compress, _TermsTable
 from index.layout import current_generation, open_generation
 from index.schema import build_schema
 from tests.index.conftest import long_documents, segment_files
@@ -78,6 +81,53 @@ def test_the_codec_writes_the_same_bytes_as_whoosh_without_asking_positions(
     assert ours == theirs
     assert type(ours_writer.fieldwriter._postfile).__name__ == "_CountingFile"
     assert type(their_writer.fieldwriter._postfile).__name__ == "StructFile"
+    assert type(ours_writer.fieldwriter._tindex) is _TermsTable
+    assert type(their_writer.fieldwriter._tindex) is OrderedHashWriter
+
+
+class _Kept(io.BytesIO):
+    """A file that keeps what was written when it is closed."""
+
+    written = b""
+
+    def close(self) -> None:
+        self.written = self.getvalue()
+        super().close()
+
+
+def _table_bytes(make: Any, keys: list[bytes]) -> bytes:
+    out = _Kept()
+    table = make(StructFile(out))
+    table.extras["fieldmap"] = {"text": 0}
+    for key in keys:
+        table.add(key, key[::-1] * 3)
+    table.close()  # closes the file too
+    return out.written
+
+
+@pytest.mark.parametrize("count", [0, 1, 3000])
+def test_the_terms_table_writes_whoosh_terms_file(count: int) -> None:
+    rng = random.Random(count)
+    keys = sorted(
+        {bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))) for _ in range(count)}
+    )
+    theirs = _table_bytes(OrderedHashWriter, keys)
+    assert _table_bytes(_TermsTable, keys) == theirs
+    # taking over a fresh whoosh table, as the field writer does
+    assert _table_bytes(lambda f: _TermsTable.taking_over(OrderedHashWriter(f)), keys) == theirs
+    table = _TermsTable(StructFile(io.BytesIO()))
+    table.add(b"b", b"")
+    with pytest.raises(ValueError, match="Keys must increase"):
+        table.add(b"a", b"")
+
+
+def test_the_terms_table_leaves_a_table_it_cannot_take_over() -> None:
+    used = OrderedHashWriter(StructFile(io.BytesIO()))
+    used.add(b"a", b"1")
+    crc = OrderedHashWriter(StructFile(io.BytesIO()))
+    crc.hashtype = 1
+    assert _TermsTable.taking_over(used) is used
+    assert _TermsTable.taking_over(crc) is crc
 
 
 class _Lengths:
