@@ -168,13 +168,15 @@ def open_generation(generation: Path, *, mmap: bool = True) -> Any:
     return _MappedStorage(str(generation), supports_mmap=False).open_index()
 
 
-def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:
+def read_index(path: Path, read: Callable[[Any], T], empty: T, *, mmap: bool = True) -> T:
     """Run ``read(searcher)`` on the live generation of the index at ``path``.
 
     Args:
         path: the index path.
         read: called with an open whoosh ``Searcher``; its result is returned.
         empty: the result when there is no index at all (never for an unreadable one).
+        mmap: map the files (searches: only the blocks a search touches are read); False
+            reads them (a pass over whole columns, whose mapped pages would all count in RSS).
 
     Returns:
         What ``read`` returned, or ``empty``.
@@ -188,7 +190,7 @@ def read_index(path: Path, read: Callable[[Any], T], empty: T) -> T:
         if generation is None:
             return empty
         try:
-            ix = open_generation(generation)
+            ix = open_generation(generation, mmap=mmap)
             with ix.searcher() as searcher:
                 return read(searcher)
         except SearchIndexError:

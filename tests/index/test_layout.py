@@ -32,12 +32,12 @@ def test_reader_resolves_again_when_its_generation_is_replaced(
     opened: list[Path] = []
     real_open = index.layout.open_generation
 
-    def open_after_a_rebuild(generation: Path) -> Any:
+    def open_after_a_rebuild(generation: Path, *, mmap: bool = True) -> Any:
         opened.append(generation)
         if len(opened) == 1:  # the reader resolved the old generation; a rebuild wins the race
             rebuild(path, articles)
             assert not resolved.exists()
-        return real_open(generation)
+        return real_open(generation, mmap=mmap)
 
     monkeypatch.setattr(index.layout, "open_generation", open_after_a_rebuild)
     assert search(path, "*", limit=1).total == 39
@@ -50,7 +50,7 @@ def test_reader_gives_up_on_an_index_that_stays_unreadable(
     path = tmp_path / "index"
     apply_changes(path, articles[:3])
 
-    def vanished(_generation: Path) -> Any:
+    def vanished(_generation: Path, *, mmap: bool = True) -> Any:
         raise FileNotFoundError("segment file vanished")
 
     monkeypatch.setattr(index.layout, "open_generation", vanished)
