@@ -13,11 +13,11 @@ Flushing, it gives the field writer each term's postings at once (``_FieldWriter
 when the pool holds them all in memory; a pool that spilled runs takes whoosh's way.
 
 Merging, whoosh's ``add_reader`` copies a merged segment's documents, then puts every posting of
-it in the pool, one call each, where they pass the memory limit and spill: merging ten segments
-of 2,000 articles raised the index process's peak RSS by ~25 MB and took ~45 s. Here the
-postings stay in the merged segments until the flush, which reads them a term at a time
-(``index.codec.segment_terms``) and merges them with the pool's (``merge_terms``): the same
-segment, written from one term of each segment at a time.
+it in the pool, a matcher call and a pool call each, where they pass the memory limit and
+spill: merging ten segments of 2,000 articles took ~45 s. Here the postings stay in the merged
+segments until the flush, which reads them a term at a time, a block at a time
+(``index.codec.segment_terms``), and merges them with the pool's (``merge_terms``): the same
+segment, in ~20 s, holding one term of each segment at a time.
 
 The rest of ``add_document`` follows whoosh 2.7's ``SegmentWriter.add_document`` (BSD licence),
 without what this writer never meets: spelling words and term vectors make it use whoosh's.
