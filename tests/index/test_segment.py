@@ -109,7 +109,7 @@ def test_merged_segments_stream_into_the_segment_whoosh_writes(
     tmp_path: Path, articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, spill: bool
 ) -> None:
     documents = long_documents(articles)
-    documents[12]["_boost"] = 2.0  # postings of another shape in a merged segment
+    documents[12]["_boost"] = 2.0  # a merged segment with weights other than frequencies
     streamed: list[int] = []
     read = index.segment.segment_terms
 
