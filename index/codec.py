@@ -171,9 +171,13 @@ class _TermsTable(OrderedHashWriter):  # type: ignore[misc]
 
     def __init__(self, dbfile: Any) -> None:
         super().__init__(dbfile)
+        self._use_arrays()
+
+    def _use_arrays(self) -> None:
+        """Empty arrays per bucket in place of whoosh's lists, which nothing else may fill."""
         self._hashes = [array("I") for _ in range(256)]
         self._positions = [array("q") for _ in range(256)]
-        del self.buckets  # whoosh's, unused: nothing else may fill it
+        del self.buckets
 
     @classmethod
     def taking_over(cls, table: Any) -> Any:
@@ -188,9 +192,7 @@ class _TermsTable(OrderedHashWriter):  # type: ignore[misc]
             return table
         ours = cls.__new__(cls)
         ours.__dict__.update(table.__dict__)
-        ours._hashes = [array("I") for _ in range(256)]
-        ours._positions = [array("q") for _ in range(256)]
-        del ours.buckets
+        ours._use_arrays()
         return ours
 
     def add(self, key: bytes, value: bytes) -> None:

@@ -94,6 +94,15 @@ def test_a_grouped_pool_gives_back_what_whoosh_sorting_gives(
     assert list(pool.items()) == []  # given back once, then empty
 
 
+def _flat(terms: Any) -> list[tuple[str, bytes, int, float, bytes]]:
+    """A term stream's postings as whoosh's tuples."""
+    return [
+        (field, term, docnum, weight, value)
+        for field, term, docnums, weights, values in terms
+        for docnum, weight, value in zip(docnums, weights, values, strict=True)
+    ]
+
+
 @settings(max_examples=150, deadline=None)
 @given(postings=st.composite(_writer_like)(), limit=st.sampled_from((None, 600)))
 def test_a_pool_gives_its_terms_in_whoosh_order_unless_it_spilled(
@@ -111,21 +120,8 @@ def test_a_pool_gives_its_terms_in_whoosh_order_unless_it_spilled(
         assert list(pool.items()) == sorted(postings)  # nothing was taken
         return
     assert terms is not None
-    flat = [
-        (field, term, docnum, weight, value)
-        for field, term, docnums, weights, values in terms
-        for docnum, weight, value in zip(docnums, weights, values, strict=True)
-    ]
-    assert flat == sorted(postings)
+    assert _flat(terms) == sorted(postings)
     assert list(pool.items()) == []  # taken once, then empty
-
-
-def _flat(terms: Any) -> list[tuple[str, bytes, int, float, bytes]]:
-    return [
-        (field, term, docnum, weight, value)
-        for field, term, docnums, weights, values in terms
-        for docnum, weight, value in zip(docnums, weights, values, strict=True)
-    ]
 
 
 @settings(max_examples=150, deadline=None)
