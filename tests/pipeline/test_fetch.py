@@ -83,6 +83,52 @@ def test_user_agent_and_conditional_headers_are_sent():
     assert seen[0].headers["if-modified-since"] == "Sat, 01 Nov 2025 09:30:00 GMT"
 
 
+def test_a_page_request_is_the_request_client_stream_would_send():
+    """``Client.get_page`` skips httpx2's merges and layers; what it sends must not change:
+    the same headers (the client's, then the conditional ones), timeouts, and the cookies a
+    response set."""
+    settings = CrawlSettings(timeout=7.0)
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, headers={"set-cookie": "session=abc; Path=/"})
+
+    conditional = {"If-None-Match": '"v1"'}
+
+    async def go() -> None:
+        transport = httpx2.MockTransport(handler)
+        async with make_client(settings, transport=transport) as client:
+            for _ in range(2):  # the first sets the cookie, the second sends it back
+                async with client.stream("GET", TARGET.url, headers=conditional) as response:
+                    await response.aread()
+            response = await client.get_page(TARGET.url, conditional)
+            await response.aclose()
+            assert response.request is seen[2]
+
+    asyncio.run(go())
+    first, through_stream, through_page = seen
+    assert "cookie" not in first.headers
+    assert through_stream.headers["cookie"] == "session=abc"
+    assert through_page.url == through_stream.url
+    assert through_page.method == through_stream.method == "GET"
+    assert through_page.headers.multi_items() == through_stream.headers.multi_items()
+    assert through_page.extensions["timeout"] == through_stream.extensions["timeout"]
+    assert through_page.extensions["timeout"]["read"] == 7.0
+
+
+@pytest.mark.parametrize("location", ["http://site.test:x/b/", "http://[::1/b/"])
+def test_a_redirect_nobody_can_send_is_skipped(location: str):
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/a/":
+            return httpx2.Response(302, headers={"location": location})
+        return html_response()
+
+    with pytest.raises(PageSkipped) as info:
+        run_fetch(handler)
+    assert info.value.reason == "redirect_out_of_scope"
+
+
 def test_404_is_permanent_and_not_retried():
     calls = []
 
