@@ -188,7 +188,7 @@ def inspect_page(
     fetched = (
         asyncio.run(_fetch_one(target, settings)) if is_url else _read_file(Path(source), target)
     )
-    page, record = extract_here(fetched, target, site)
+    page, record = extract_here(fetched, target, site, link_texts=True)
     return {
         "source": source,
         "url": fetched.url,

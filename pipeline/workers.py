@@ -129,9 +129,12 @@ class WorkerError(Exception):
     """Fetching or extraction raised in a child; the message holds the child's traceback."""
 
 
-def extract_here(fetched: Fetched, target: Target, site: SiteConfig) -> Extraction:
-    """Extract and normalize a page in this process."""
-    page = extract_page(fetched.text, fetched.url, selectors=site.selectors)
+def extract_here(
+    fetched: Fetched, target: Target, site: SiteConfig, *, link_texts: bool = False
+) -> Extraction:
+    """Extract and normalize a page in this process; the texts of a listing's links only,
+    unless ``link_texts`` (the crawl uses them for pagination alone)."""
+    page = extract_page(fetched.text, fetched.url, selectors=site.selectors, link_texts=link_texts)
     return page, normalize(page, target, fetched_at=fetched.fetched_at, site=site)
 
 

@@ -131,6 +131,8 @@ def test_extract_a_saved_page(tmp_path, small_site, small_server):
     assert data["kind"] == "article"
     assert data["record"]["title"] == article["title"]
     assert data["record"]["published_at"] == article["published_at"]
+    # the crawl leaves an article's link texts unread; what a user inspects has them
+    assert any(link["text"] for link in data["extracted"]["links"])
 
 
 def test_extract_many_files_as_json_lines(tmp_path):

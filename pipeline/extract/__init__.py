@@ -54,7 +54,13 @@ def extract(fetched: Fetched, site: SiteConfig) -> Extracted:
     return extract_page(fetched.text, fetched.url, selectors=site.selectors)
 
 
-def extract_page(html: str, url: str, *, selectors: Mapping[str, str] | None = None) -> Extracted:
+def extract_page(
+    html: str,
+    url: str,
+    *,
+    selectors: Mapping[str, str] | None = None,
+    link_texts: bool = True,
+) -> Extracted:
     """Classify a page and read its fields.
 
     Args:
@@ -63,6 +69,8 @@ def extract_page(html: str, url: str, *, selectors: Mapping[str, str] | None = N
         selectors: CSS selector overrides per field (``title``, ``published``, ``updated``,
             ``author``, ``comments``, ``summary``, ``text``, ``topics``; for listings
             ``card``, ``name``, ``description``).
+        link_texts: read the text of an article's or other page's links (``links.texts``);
+            False leaves them empty (the crawl reads only a listing's, for its pagination).
 
     Returns:
         A ``ListingPage``, ``ArticlePage`` or ``OtherPage``; never raises for bad input.
@@ -84,7 +92,13 @@ def extract_page(html: str, url: str, *, selectors: Mapping[str, str] | None = N
                 return extract_listing(doc, scope, group, heading, overrides)
             exclude = group.ids
     article = extract_article(
-        doc, scope, jsonld=jsonld, meta=meta, selectors=overrides, exclude=exclude
+        doc,
+        scope,
+        jsonld=jsonld,
+        meta=meta,
+        selectors=overrides,
+        exclude=exclude,
+        link_texts=link_texts,
     )
     headed = not exclude or _has_main_heading(doc, scope, exclude)
     if declared or (headed and has_article_evidence(article)):

@@ -89,6 +89,7 @@ def extract_article(
     meta: dict[str, str],
     selectors: Mapping[str, str],
     exclude: set[int] | None = None,
+    link_texts: bool = True,
 ) -> ArticlePage:
     """Read an article page.
 
@@ -100,6 +101,7 @@ def extract_article(
         selectors: site overrides (``title``, ``published``, ``updated``, ``author``,
             ``comments``, ``summary``, ``text``, ``topics``).
         exclude: elements (post cards) that are not part of the article.
+        link_texts: read the text of each link (``Document.links``).
 
     Returns:
         The article's fields as the page states them, with the source of each.
@@ -127,7 +129,7 @@ def extract_article(
         topics=topics,
         language=_primary_language(values.get("language")),
         canonical_url=_canonical(doc),
-        links=doc.links(),
+        links=doc.links(texts=link_texts),
         sources={k: v for k, v in sources.items() if v},
     )
 

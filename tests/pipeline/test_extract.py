@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pipeline.models import (
     TopicRef,
 )
 from pipeline.run import jsonable
+from pipeline.workers import extract_here
 
 SITES = Path(__file__).parent.parent / "sites"
 FIXTURES = SITES / "fixtures"
@@ -81,6 +83,23 @@ def test_fixture_page_extracts_as_expected(name: str) -> None:
         assert got[field] == want[field], f"{name}: field {field!r}"
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_without_link_texts_only_a_non_listings_link_texts_are_left_empty(name: str) -> None:
+    """The crawl extracts with ``link_texts=False``: the same page, except that an article's or
+    other page's links carry no text; a listing keeps them (its pagination reads them)."""
+    html, expected = load_case(name)
+    full = extract_page(html, expected["url"])
+    lean = extract_page(html, expected["url"], link_texts=False)
+    if isinstance(full, ListingPage):
+        assert lean == full
+        return
+    assert any(full.links.texts), name  # else this case tests nothing
+    assert lean.links.texts == ("",) * len(full.links)
+    assert lean.links.urls == full.links.urls
+    assert lean.links.rels == full.links.rels
+    assert replace(lean, links=full.links) == full
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
@@ -115,6 +134,22 @@ def test_extract_reads_fetched_page_with_site_selectors() -> None:
     assert isinstance(page, ArticlePage)
     assert page.author == "MedGuide Demo"
     assert page.sources["author"] == "selector"
+
+
+def test_the_crawls_extraction_reads_only_a_listings_link_texts() -> None:
+    site = SiteConfig(name="demo", start_urls=["http://demo.test/"])
+    texts = {}
+    for name in ("demo_article_plain", "demo_topic"):
+        html, expected = load_case(name)
+        target = Target(url=expected["url"], site="demo")
+        fetched = Fetched(
+            target=target, url=expected["url"], status=200, text=html, encoding="utf-8",
+            fetched_at=datetime(2025, 11, 20, tzinfo=UTC),
+        )  # fmt: skip
+        page, _record = extract_here(fetched, target, site)
+        texts[page.kind] = set(page.links.texts)
+    assert texts["article"] == {""}
+    assert "2" in texts["listing"]  # a page number, as the frontier reads it
 
 
 def test_site_selectors_find_what_detection_cannot() -> None:
