@@ -27,6 +27,7 @@ from index import (
     rebuild,
     search,
 )
+from index import writer as writer_module
 from index.layout import POINTER_FILE, current_generation
 from index.schema import VERSION_FILE
 from index.writer import LOCK_FILE, write_lock
@@ -96,6 +97,37 @@ def test_records_with_the_indexed_content_hash_are_left_as_they_are(
     assert indexed_hashes(path) == {
         a["id"]: a["content_hash"] for a in [*hashed[:15], *hashed[16:]] if a["id"] in INDEXED
     } | {"a008": "hash-edited"}
+
+
+@pytest.mark.parametrize("scan_ratio", [0, 10**9], ids=["lookup per id", "id columns"])
+def test_a_batch_finds_its_documents_by_lookups_or_by_reading_the_id_columns(
+    tmp_path: Path,
+    articles: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    scan_ratio: int,
+):
+    monkeypatch.setattr(writer_module, "_SCAN_RATIO", scan_ratio)
+    path = tmp_path / "index"
+    hashed = [{**a, "content_hash": f"hash-{a['id']}"} for a in articles]
+    apply_changes(path, hashed[:20], batch_size=10)  # segments of 10, 10 and then 19
+    apply_changes(path, hashed[20:])
+    apply_changes(path, [], ["a004", "a025"])  # deleted documents in two segments
+    back = {**hashed[3], "content_hash": "hash-back"}
+    edited = {**hashed[26], "title": "Rubella vaccination", "content_hash": "hash-edited"}
+    new = {**hashed[0], "id": "a999", "url": "https://x.example/new/"}
+    stats = apply_changes(path, [back, edited, hashed[10], hashed[30], new])
+    assert (stats.added, stats.updated, stats.deleted, stats.unchanged) == (2, 1, 0, 2)
+    assert _ids(path, "title:rubella") == {"a027"}
+    assert indexed_ids(path) == INDEXED - {"a025"} | {"a999"}
+    searcher = whoosh_index.open_dir(str(_live(path))).searcher()
+    everyone = [*sorted(INDEXED), "a999", "nope"]
+    assert len(searcher.reader().leaf_readers()) > 1
+    assert searcher.reader().has_deletions()
+    assert writer_module._live_numbers(searcher, set(everyone)) == {
+        record_id: searcher.document_number(id=record_id)
+        for record_id in everyone
+        if searcher.document_number(id=record_id) is not None
+    }
 
 
 def test_changed_title_replaces_old_words(tmp_path: Path, articles: list[dict[str, Any]]):
