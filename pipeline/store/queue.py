@@ -313,10 +313,19 @@ def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
     of every shape earlier releases wrote are read too."""
     data = zlib.decompress(blob)
     if data.startswith(_TEXT_LINKS):
-        lines = data.decode().split("\n")
-        _tag, site, depth, count = lines[0].split("\t")
+        head, _, body = data.decode().partition("\n")
+        _tag, site, depth, count = head.split("\t")
         n = int(count)
-        return _kept(site, int(depth), zip(lines[1 : n + 1], lines[n + 1 :], strict=True), skip)
+        # the URL lines only: the rest (a line a link off the defaults) only if a URL is kept
+        lines = body.split("\n", n)
+        rest = lines.pop() if len(lines) > n else ""
+        urls = lines
+        for dealt_with in skip(site) if skip is not None else ():
+            urls = [url for url in urls if url not in dealt_with]  # no call a link
+        if not urls:
+            return []
+        extra = dict(zip(lines, rest.split("\n"), strict=True))
+        return _kept(site, int(depth), [(url, extra[url]) for url in urls], None)
     if data.startswith(_TEXT_LINKS_L1):  # a line a link: its URL, or url<TAB>topic<TAB>page_no
         head, _, body = data.decode().partition("\n")
         _tag, site, depth = head.split("\t")

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.errors import StoreError
 from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
@@ -373,6 +375,32 @@ def test_links_are_packed_as_text_and_read_back_exactly_whatever_they_hold():
     left_out = [{plain[0].url}, {plain[2].url}]
     assert _unpack_links(_pack_links(plain), lambda site: left_out) == [plain[1]]
     assert _unpack_links(_pack_links(links), lambda site: left_out) == [plain[1], links[-1]]
+
+
+_LINK = st.builds(
+    Target,
+    url=st.integers(0, 30).map(lambda n: f"http://site.test/p/{n}/"),
+    site=st.just("s"),
+    depth=st.just(2),
+    topic_url=st.none() | st.just(TOPIC),
+    page_no=st.integers(1, 3),
+)
+
+
+@given(
+    links=st.lists(_LINK, unique_by=lambda t: t.url, max_size=12),
+    left_out=st.lists(st.sets(st.integers(0, 30).map(lambda n: f"http://site.test/p/{n}/"))),
+)
+def test_unpacking_links_leaves_out_exactly_what_skip_names(
+    links: list[Target], left_out: list[set[str]]
+):
+    from pipeline.store.queue import _pack_links, _unpack_links
+
+    skipped = set().union(*left_out)
+    assert _unpack_links(_pack_links(links), lambda site: left_out) == [
+        t for t in links if t.url not in skipped
+    ]
+    assert _unpack_links(_pack_links(links)) == links
 
 
 def test_a_topic_changes_when_any_of_its_pages_lists_other_articles(store):
