@@ -66,8 +66,8 @@ class Client(httpx2.AsyncClient):
     ``client.stream`` builds each request through the client's merges (base URL, headers,
     cookies, query, timeout) and sends it through its auth and redirect layers, none of which a
     page fetch uses: redirects are followed by hand, there is no auth or base URL. That was
-    ~40 us of CPU a request, a fifth of a 304's cost through the aiohttp transport
-    (bench/README.md, "The fetch layer"). ``get_page`` builds the request from the client's
+    30-40 us of CPU a request, 15-20 % of a 304's cost through the aiohttp transport
+    (bench/README.md, twentieth round). ``get_page`` builds the request from the client's
     headers, cookies and timeout and hands it to the transport itself; robots.txt and sitemaps
     take httpx2's own path.
     """
