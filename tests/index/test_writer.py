@@ -109,7 +109,7 @@ def test_a_batch_finds_its_documents_by_lookups_or_by_reading_the_id_columns(
     monkeypatch.setattr(writer_module, "_SCAN_RATIO", scan_ratio)
     path = tmp_path / "index"
     hashed = [{**a, "content_hash": f"hash-{a['id']}"} for a in articles]
-    apply_changes(path, hashed[:20], batch_size=10)  # segments of 10, 10 and then 19
+    apply_changes(path, hashed[:20], batch_size=10)  # segments of 10, 9 and then 20 documents
     apply_changes(path, hashed[20:])
     apply_changes(path, [], ["a004", "a025"])  # deleted documents in two segments
     back = {**hashed[3], "content_hash": "hash-back"}
