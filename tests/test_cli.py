@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,13 @@ def test_demo_runs_end_to_end_and_leaves_a_usable_directory(tmp_path, monkeypatc
     assert sum(json.loads(r)["kind"] == "article" for r in records) == 30
     again = run("--config", str(cfg), "search", "*", "--json", "--limit", "100")
     assert len(again.stdout.splitlines()) == 30
+    # the search the README suggests trying on the demo finds something
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    suggested = re.search(r'crawldex-demo/config\.yaml search "([^"]+)"', readme)
+    assert suggested is not None
+    found = run("--config", str(cfg), "search", suggested.group(1), "--json")
+    assert found.exit_code == 0, found.stderr
+    assert found.stdout.strip(), f"the README's search {suggested.group(1)!r} finds nothing"
 
 
 def test_status_shows_why_pages_failed_or_were_skipped(tmp_path):

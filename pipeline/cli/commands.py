@@ -166,7 +166,7 @@ def search(
 
     \b
     Examples:
-      crawldex search "immune system"
+      crawldex search "side effects"
       crawldex search 'title:valpro* AND comments:>10' --sort date
       crawldex search '*' --topic Immunomodulation --since 2025-01-01 --json
       crawldex search '*' --new-since 3 --sort date      (new since run 3)
