@@ -15,7 +15,7 @@ import logging
 import shutil
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -277,14 +277,13 @@ class _DocumentNumbers:
     def __init__(self, searcher: Any, ids: Collection[str]) -> None:
         self._searcher = searcher
         documents = searcher.doc_count_all()
-        self._empty = documents == 0
-        self._found: dict[str, int] | None = None
-        if documents and len(ids) * _SCAN_RATIO >= documents:
+        self._found: dict[str, int] | None = None  # None: a lookup per id
+        if not documents:
+            self._found = {}
+        elif len(ids) * _SCAN_RATIO >= documents:
             self._found = _live_numbers(searcher, ids)
 
     def get(self, record_id: str) -> int | None:
-        if self._empty:
-            return None
         if self._found is not None:
             return self._found.get(record_id)
         found: int | None = self._searcher.document_number(id=record_id)
@@ -295,15 +294,15 @@ class _DocumentNumbers:
 _SCAN_RATIO = 100
 
 
-def _live_numbers(searcher: Any, ids: Collection[str]) -> dict[str, int]:
-    """``{id: document number}`` of the live documents whose id is one of ``ids``, from each
-    segment's id column (ids are unique among live documents)."""
-    wanted = ids if isinstance(ids, set | frozenset | dict) else set(ids)
+def _live_numbers(searcher: Any, ids: Container[str]) -> dict[str, int]:
+    """``{id: document number}`` of the live documents whose id is in ``ids`` (a set or a
+    dict: one test a document), from each segment's id column (ids are unique among live
+    documents)."""
     found: dict[str, int] = {}
     for leaf, offset in searcher.reader().leaf_readers():
         deletions = leaf.has_deletions()
         for docnum, record_id in enumerate(leaf.column_reader("id")):
-            if record_id in wanted and not (deletions and leaf.is_deleted(docnum)):
+            if record_id in ids and not (deletions and leaf.is_deleted(docnum)):
                 found[record_id] = offset + docnum
     return found
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Collection, Container, Iterable, Iterator, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -319,18 +319,16 @@ def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
         # the URL lines only: the rest (a line a link off the defaults) only if a URL is kept
         lines = body.split("\n", n)
         rest = lines.pop() if len(lines) > n else ""
-        urls = lines
-        for dealt_with in skip(site) if skip is not None else ():
-            urls = [url for url in urls if url not in dealt_with]  # no call a link
+        urls = _left_in(lines, site, skip)
         if not urls:
             return []
-        extra = dict(zip(lines, rest.split("\n"), strict=True))
-        return _kept(site, int(depth), [(url, extra[url]) for url in urls], None)
+        return _targets(site, int(depth), urls, dict(zip(lines, rest.split("\n"), strict=True)))
     if data.startswith(_TEXT_LINKS_L1):  # a line a link: its URL, or url<TAB>topic<TAB>page_no
         head, _, body = data.decode().partition("\n")
         _tag, site, depth = head.split("\t")
-        split = (line.partition("\t") for line in (body.split("\n") if body else ()))
-        return _kept(site, int(depth), ((url, extra) for url, _, extra in split), skip)
+        split = [line.partition("\t") for line in (body.split("\n") if body else ())]
+        urls = _left_in([url for url, _, _ in split], site, skip)
+        return _targets(site, int(depth), urls, {url: extra for url, _, extra in split})
     kept = []
     left_out: dict[str, Sequence[Container[str]]] = {}
     for url, site, depth, topic_url, page_no in _json_link_rows(json.loads(data)):
@@ -341,15 +339,19 @@ def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
     return kept
 
 
-def _kept(
-    site: str, depth: int, pairs: Iterable[tuple[str, str]], skip: SkipLinks | None
-) -> list[Target]:
-    """The targets of text-packed ``(url, off the defaults)`` pairs that ``skip`` leaves in."""
-    for urls in skip(site) if skip is not None else ():
-        pairs = [(url, extra) for url, extra in pairs if url not in urls]  # no call a link
+def _left_in(urls: list[str], site: str, skip: SkipLinks | None) -> list[str]:
+    """``urls`` less those ``skip`` leaves out, tested in one comprehension each (no call a
+    link)."""
+    for dealt_with in skip(site) if skip is not None else ():
+        urls = [url for url in urls if url not in dealt_with]
+    return urls
+
+
+def _targets(site: str, depth: int, urls: list[str], extra: Mapping[str, str]) -> list[Target]:
+    """The targets of text-packed ``urls``, with what each has off the defaults in ``extra``."""
     return [
-        Target(url, site, depth) if not extra else _off_defaults(url, site, depth, extra)
-        for url, extra in pairs
+        Target(url, site, depth) if not extra[url] else _off_defaults(url, site, depth, extra[url])
+        for url in urls
     ]
 
 
