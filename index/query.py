@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from whoosh import query as wq
 from whoosh.support.charset import accent_map
 
-from index.schema import DEFAULT_FIELDS, date_span, english_analyzer, name_analyzer
+from index.schema import DEFAULT_FIELDS, date_range, date_span, english_analyzer, name_analyzer
 from pipeline.errors import QuerySyntaxError
 
 #: What users may write before ``:``, mapped to index fields.
@@ -411,7 +411,7 @@ def _date_query(query: str, tok: _Token, field: str) -> Any:
         start, end = {">": (hi, None), ">=": (lo, None), "<": (None, lo), "<=": (None, hi)}[tok.op]
     else:
         start, end = span(tok.text)
-    return wq.DateRange(field, start, end, endexcl=end is not None)
+    return date_range(field, start, end)
 
 
 def parse_query(query: str) -> Any:

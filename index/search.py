@@ -17,11 +17,10 @@ from typing import Any, Literal
 
 from whoosh import collectors, highlight, sorting
 from whoosh import query as wq
-from whoosh.util.times import long_to_datetime
 
 from index.layout import read_index
 from index.query import parse_query
-from index.schema import date_span, to_index_datetime
+from index.schema import column_datetime, date_range, date_span, to_index_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _month_key(value: int) -> str:
     """Turn a ``published`` sort-column value into ``YYYY-MM`` ("" for undated)."""
-    return long_to_datetime(value).strftime("%Y-%m") if value else ""
+    return column_datetime("published", value).strftime("%Y-%m") if value else ""
 
 
 def _sort_facet(sort: SortOrder) -> Any:
@@ -223,11 +222,11 @@ def build_filter(
     if since is not None or until is not None:
         start = None if since is None else date_span(since.isoformat()[:10])[0]
         end = None if until is None else date_span(until.isoformat()[:10])[1]
-        parts.append(wq.DateRange("published", start, end, endexcl=end is not None))
+        parts.append(date_range("published", start, end))
     if min_comments is not None:
         parts.append(wq.NumericRange("comments", min_comments, None))
     if first_seen_since is not None:
-        parts.append(wq.DateRange("first_seen", to_index_datetime(first_seen_since), None))
+        parts.append(date_range("first_seen", to_index_datetime(first_seen_since), None))
     return wq.And(parts) if parts else None
 
 
