@@ -390,3 +390,20 @@ def test_a_commit_takes_one_batch_however_much_waits(settings: Settings):
         assert looks == [(True, 15), (True, 15), (False, 0)]
         assert len(backlog.pending) == 10
         assert search_index.doc_count(index_dir(settings)) == 30
+
+
+def test_the_index_process_imports_no_crawl_and_the_api_is_whole():
+    """The index process (``pipeline.follow``) loads neither the crawl nor its HTTP client, and
+    every name ``pipeline`` offers still reads as the module that defines it."""
+    code = (
+        "import sys, pipeline.follow; "
+        "print(sorted(m for m in ('pipeline.run', 'pipeline.crawler', 'aiohttp', 'httpx2') "
+        "if m in sys.modules)); "
+        "import pipeline, pipeline.run, pipeline.config, pipeline.export; "
+        "print(all(getattr(pipeline, n) is getattr(sys.modules[pipeline._LAZY[n]], n) "
+        "for n in pipeline.__all__ if n in pipeline._LAZY))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    assert out[:2] == ["[]", "True"]
