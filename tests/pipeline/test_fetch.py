@@ -262,6 +262,67 @@ def test_body_over_max_bytes_is_refused_even_when_gzipped():
         run_fetch(handler, settings=CrawlSettings(max_bytes=50_000))
 
 
+def _gzip_response(raw: bytes, chunk: int = 1000) -> httpx2.Response:
+    """A gzip-coded HTML response whose body arrives in ``chunk``-byte pieces."""
+    pieces = [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
+    return httpx2.Response(
+        200,
+        stream=httpx2.ByteStream(b"") if not pieces else _Chunks(pieces),
+        headers={"content-type": "text/html; charset=utf-8", "content-encoding": "gzip"},
+    )
+
+
+class _Chunks(httpx2.AsyncByteStream):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self):
+        for piece in self.pieces:
+            yield piece
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", " GZip "])
+def test_gzip_bodies_arrive_whole_in_any_chunks(coding):
+    page = HTML.replace(b"<p>", b"<p>" + b"word " * 30_000)  # ~150 KB, ~1 KB on the wire
+    raw = gzip.compress(page)
+    response = _gzip_response(raw, chunk=97)
+    response.headers["content-encoding"] = coding
+    fetched, _ = run_fetch(lambda r: response)
+    assert fetched.text == page.decode("utf-8")
+    assert fetched.size == len(page)
+
+
+def test_a_gzip_body_with_trailing_bytes_or_cut_short_reads_as_httpx2_would():
+    page = HTML * 50
+    raw = gzip.compress(page)
+    fetched, _ = run_fetch(lambda r: _gzip_response(raw + b"junk after the member"))
+    assert fetched.text == page.decode("utf-8")
+    cut, _ = run_fetch(lambda r: _gzip_response(raw[: len(raw) // 2]))
+    assert page.decode("utf-8").startswith(cut.text)
+    assert 0 < len(cut.text) < len(page)
+
+
+def test_bad_gzip_data_is_a_permanent_fetch_error():
+    with pytest.raises(FetchError, match="bad gzip data") as caught:
+        run_fetch(lambda r: _gzip_response(b"\x1f\x8b\x08\x00 not deflate at all" * 10))
+    assert not caught.value.transient
+
+
+def test_a_gzip_chunk_is_never_inflated_whole():
+    raw = gzip.compress(b"<p>" + b"a" * (20 << 20))  # 20 MiB from ~20 KB, in one chunk
+
+    async def sizes() -> list[int]:
+        response = _gzip_response(raw, chunk=len(raw))
+        return [
+            len(piece)
+            async for piece in fetch_module._capped_chunks(response, "http://x/", 64 << 20)
+        ]
+
+    got = asyncio.run(sizes())
+    assert sum(got) == (20 << 20) + 3
+    assert max(got) <= fetch_module._INFLATE_PIECE
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "expected", "encoding"),
     [
