@@ -439,7 +439,7 @@ async def _gunzip(response: httpx2.Response) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.aiter_raw():
             data = chunk
-            while data:
+            while data and not inflater.eof:  # past the member's end: trailing bytes, ignored
                 piece = inflater.decompress(data, _INFLATE_PIECE)
                 if piece:
                     yield piece
