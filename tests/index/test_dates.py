@@ -102,7 +102,7 @@ def test_ranges_are_whole_steps(dated, field, start, end, near):
 def test_new_since_takes_the_whole_millisecond(dated):
     path, truth = dated
     ordered = sorted(t["first_seen"] for t in truth.values())
-    # the last of several documents first seen in one millisecond
+    # a document first seen later in the same millisecond as another
     since = next(
         b for a, b in pairwise(ordered) if a != b and in_units(a, 1_000) == in_units(b, 1_000)
     )
@@ -119,7 +119,7 @@ def test_date_units_are_the_schemas():
     assert units == DATE_UNITS
 
 
-def test_a_published_date_reads_back_to_the_second(dated):
+def test_sort_by_date_orders_published_to_the_second(dated):
     path, truth = dated
     results = search(path, "*", limit=200, sort="date")
     order = [truth[hit.id]["published"] for hit in results.hits]
