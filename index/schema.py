@@ -156,7 +156,7 @@ def in_units(value: datetime, unit: int, *, ceil: bool = False) -> int:
 
 def column_datetime(field: str, value: int) -> datetime:
     """The datetime of a date field's sort-column value."""
-    return _from_micro(value * DATE_UNITS.get(field, 1))
+    return _from_micro(value * DATE_UNITS[field])
 
 
 def _from_micro(value: int) -> datetime:
@@ -166,15 +166,14 @@ def _from_micro(value: int) -> datetime:
 
 
 def date_range(field: str, start: datetime | None, end: datetime | None) -> Any:
-    """The documents whose date ``field`` lies in [start, end) (naive UTC; None: open).
+    """The documents whose date ``field`` (one of ``DATE_UNITS``) lies in [start, end) (naive
+    UTC; None: open).
 
-    A document's date counts as the step of its field's unit (``DATE_UNITS``) it falls in, and
-    a bound inside a step takes that whole step (start rounded down, end up): no document in
-    the span is ever left out.
+    A document's date counts as the step of its field's unit it falls in, and a bound inside a
+    step takes that whole step (start rounded down, end up): no document in the span is ever
+    left out.
     """
-    unit = DATE_UNITS.get(field)
-    if unit is None:
-        return wq.DateRange(field, start, end, endexcl=end is not None)
+    unit = DATE_UNITS[field]
     return wq.NumericRange(
         field,
         None if start is None else in_units(start, unit),
