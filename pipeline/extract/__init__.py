@@ -117,7 +117,7 @@ def _main_area(doc: Document, body: LexborNode) -> LexborNode:
 
 def _has_main_heading(doc: Document, scope: LexborNode, exclude: set[int]) -> bool:
     """Whether the main area has an h1 that is neither a post card's nor the site's title."""
-    excluded = exclude | doc.region_ids(doc.root, SITE_TITLE)
+    excluded = doc.regions(doc.root, SITE_TITLE, also=exclude)
     return any(not is_inside(node, excluded) for node in select(scope, "h1"))
 
 

@@ -18,6 +18,7 @@ from selectolax.lexbor import LexborNode
 
 from pipeline.extract.dom import (
     Document,
+    Regions,
     ancestor_ids,
     attr,
     block_text,
@@ -76,7 +77,7 @@ class _Page:
     meta: dict[str, str]
     selectors: Mapping[str, str]
     exclude: set[int]
-    skip: set[int] = field(default_factory=set)
+    skip: set[int] | Regions = field(default_factory=set)
     root: LexborNode | None = None
     title_node: LexborNode | None = None
 
@@ -107,10 +108,12 @@ def extract_article(
         The article's fields as the page states them, with the source of each.
     """
     page = _Page(doc, scope, jsonld, meta, selectors, set(exclude or ()))
-    skip = doc.region_ids(doc.body, NOISE_OR_COMMENTS) | page.exclude
-    page.skip = skip - _around(scope)  # a "widget" that holds the main area is not noise
+    # a "widget" that holds the main area (or the article) is not noise
+    page.skip = skip = doc.regions(
+        doc.body, NOISE_OR_COMMENTS, also=page.exclude, never=_around(scope)
+    )
     page.root = _article_root(page)
-    page.skip -= _around(page.root)
+    skip.never |= _around(page.root)
     page.title_node = _title_node(page)
     readers = _Readers(page)
     values, sources = _read_fields(readers)
@@ -151,7 +154,7 @@ def has_article_evidence(article: ArticlePage) -> bool:
 def page_title(doc: Document, meta: dict[str, str], jsonld: JsonLd) -> str | None:
     """A page's title for an ``OtherPage``: its h1, og:title, or ``<title>`` without the site."""
     h1 = select_first(doc.body, "h1")
-    if h1 is not None and not is_inside(h1, doc.region_ids(doc.root, SITE_TITLE)):
+    if h1 is not None and not is_inside(h1, doc.regions(doc.root, SITE_TITLE)):
         text = inline_text(h1)
         if text:
             return text
@@ -208,10 +211,12 @@ def _around(node: LexborNode) -> set[int]:
 
 def _title_node(page: _Page) -> LexborNode | None:
     """The article's main heading (an h1 in the article, else in the main area)."""
-    site_title = page.doc.region_ids(page.doc.root, SITE_TITLE)
+    site_title = page.doc.regions(page.doc.root, SITE_TITLE)
     for container, query in ((page.root, "h1"), (page.scope, "h1"), (page.root, ".entry-title")):
         for node in select(container, query):
-            if not is_inside(node, page.skip | site_title) and inline_text(node):
+            if is_inside(node, page.skip) or is_inside(node, site_title):
+                continue
+            if inline_text(node):
                 return node
     return None
 

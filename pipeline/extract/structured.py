@@ -20,11 +20,13 @@ from selectolax.lexbor import LexborNode
 
 from pipeline.extract.dom import (
     Document,
+    Regions,
     ancestor_ids,
     attr,
     block_text,
     classes,
     inline_text,
+    is_inside,
     select,
 )
 from pipeline.extract.selectors import ARTICLE_TYPES, META, PAGE_TYPES
@@ -338,7 +340,7 @@ def entry_roots(doc: Document) -> list[LexborNode]:
     return [node for node in roots if not any(a in ids for a in ancestor_ids(node))]
 
 
-def microformat_fields(root: LexborNode, skip_ids: set[int]) -> Fields:
+def microformat_fields(root: LexborNode, skip_ids: set[int] | Regions) -> Fields:
     """Field values of one h-entry (hAtom classes too), ignoring nested entries and cards."""
     fields: Fields = {}
     queries = {
@@ -354,7 +356,8 @@ def microformat_fields(root: LexborNode, skip_ids: set[int]) -> Fields:
                 fields[name] = value
                 break
     for node in select(root, ".p-author, .author"):
-        if _in_nested_entry(node, root) or any(a in skip_ids for a in ancestor_ids(node)):
+        parent = node.parent
+        if _in_nested_entry(node, root) or (parent is not None and is_inside(parent, skip_ids)):
             continue
         name_node = next(iter(select(node, ".p-name, .fn")), None)
         value = inline_text(name_node) if name_node is not None else inline_text(node)
@@ -364,10 +367,12 @@ def microformat_fields(root: LexborNode, skip_ids: set[int]) -> Fields:
     return fields
 
 
-def _own(nodes: list[LexborNode], root: LexborNode, skip_ids: set[int]) -> Iterator[LexborNode]:
+def _own(
+    nodes: list[LexborNode], root: LexborNode, skip_ids: set[int] | Regions
+) -> Iterator[LexborNode]:
     """The nodes whose nearest microformat root is ``root`` and that are not in a skipped region."""
     for node in nodes:
-        if node.mem_id in skip_ids or any(a in skip_ids for a in ancestor_ids(node)):
+        if is_inside(node, skip_ids):
             continue
         parent = node.parent
         while parent is not None and parent.mem_id != root.mem_id:
