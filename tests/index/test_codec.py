@@ -1,5 +1,6 @@
 """The index's codec: missing columns looked up once, length columns read whole, a term's
-postings written whole, small blocks compressed once; whoosh's bytes throughout."""
+postings written whole, small blocks compressed once, blocks and stored fields deflated by
+ISA-L; whoosh's files and values throughout."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader
 from whoosh.filedb.filestore import FileStorage
 from whoosh.filedb.filetables import OrderedHashWriter
@@ -67,9 +69,11 @@ def test_segments_are_written_with_the_codec_and_remember_missing_columns(
     ix.close()
 
 
-def test_the_codec_writes_the_same_bytes_as_whoosh_without_asking_positions(
+def test_the_codec_writes_whoosh_files_without_asking_positions(
     tmp_path: Path, articles: list[dict[str, Any]]
 ) -> None:
+    """The same files as whoosh's, but for what ISA-L deflates (postings blocks, stored fields,
+    and the terms file's pointers into the postings): those hold the same values."""
     documents = long_documents(articles)
     ours, ours_writer = segment_files(
         tmp_path / "ours", documents, lambda ix: ix.writer(codec=Codec(), compound=False)
@@ -77,12 +81,33 @@ def test_the_codec_writes_the_same_bytes_as_whoosh_without_asking_positions(
     theirs, their_writer = segment_files(
         tmp_path / "theirs", documents, lambda ix: ix.writer(codec=W3Codec(), compound=False)
     )
-    assert {"pst", "trm", "_text_len.col"} <= set(ours)
-    assert ours == theirs
+    assert {"pst", "trm", "_text_len.col", "_stored.col"} <= set(ours)
+    assert set(ours) == set(theirs)
+    deflated = {"pst", "trm", "_stored.col"}
+    assert {kind: ours[kind] for kind in set(ours) - deflated} == {
+        kind: theirs[kind] for kind in set(theirs) - deflated
+    }
+    assert _contents(tmp_path / "ours") == _contents(tmp_path / "theirs")
     assert type(ours_writer.fieldwriter._postfile).__name__ == "_CountingFile"
     assert type(their_writer.fieldwriter._postfile).__name__ == "StructFile"
     assert type(ours_writer.fieldwriter._tindex) is _TermsTable
     assert type(their_writer.fieldwriter._tindex) is OrderedHashWriter
+
+
+def _contents(folder: Path) -> tuple[list[Any], list[Any]]:
+    """Every posting (term, document, weight, value) and every document's stored fields of an
+    index, read by whoosh."""
+    with whoosh_index.open_dir(str(folder)).reader() as reader:
+        postings = []
+        for field, term in reader.all_terms():
+            matcher = reader.postings(field, term)
+            while matcher.is_active():
+                postings.append((field, term, matcher.id(), matcher.weight(), matcher.value()))
+                matcher.next()
+        stored = [reader.stored_fields(docnum) for docnum in range(reader.doc_count_all())]
+    assert len(postings) > 1000
+    assert any(fields.get("text") for fields in stored)
+    return postings, stored
 
 
 class _Kept(io.BytesIO):
@@ -195,22 +220,22 @@ def test_small_blocks_are_compressed_once_and_the_cache_is_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[bytes] = []
-    compress = zlib.compress
+    deflate = index.codec._deflate
 
-    def counted(data: bytes, level: int) -> bytes:
+    def counted(data: bytes) -> bytes:
         calls.append(data)
-        return compress(data, level)
+        return deflate(data)
 
     monkeypatch.setattr(index.codec, "_COMPRESSED", {})
     monkeypatch.setattr(index.codec, "_COMPRESSED_LIMIT", 3)
-    monkeypatch.setattr(index.codec.zlib, "compress", counted)
+    monkeypatch.setattr(index.codec, "_deflate", counted)
     small, large = b"\x80\x02K\x07\x85q\x00.", bytes(range(200))
     for level in (3, 3, 1):
-        assert _compress(small, level) == compress(small, level)  # zlib's own bytes
-    assert calls == [small, small]  # once per level
+        assert zlib.decompress(_compress(small, level)) == small  # a zlib stream
+    assert calls == [small]  # once, whatever whoosh's level
     for _ in range(2):
-        assert _compress(large, 3) == compress(large, 3)
-    assert calls[2:] == [large, large]  # a large block is not kept
+        assert zlib.decompress(_compress(large, 3)) == large
+    assert calls[1:] == [large, large]  # a large block is not kept
     for n in range(4):
         _compress(bytes([n]), 3)
     assert len(index.codec._COMPRESSED) <= 3  # started over when full
