@@ -113,7 +113,7 @@ def extract_article(
         doc.body, NOISE_OR_COMMENTS, also=page.exclude, never=_around(scope)
     )
     page.root = _article_root(page)
-    skip.never |= _around(page.root)
+    skip.keep(_around(page.root))
     page.title_node = _title_node(page)
     readers = _Readers(page)
     values, sources = _read_fields(readers)

@@ -154,13 +154,17 @@ class Regions:
     """The regions of ``Document.regions``: decided an element at a time, each answer kept.
 
     An element is a region when it is in ``also``, or lies in ``within``'s subtree (``within``
-    included, as lexbor's ``css`` has it) and matches ``query``; never when it is in ``never``.
-    Matching is ``SimpleSelectors.verdict`` in Python; where that cannot be sure (quirks-mode
-    case folding, odd whitespace in a class, a selector that is not simple) the answer comes
-    from lexbor's own ``region_ids``, so it is always the one ``region_ids`` would give.
+    included, as lexbor's ``css`` has it) and matches ``query``; never when it is one of those
+    given to ``keep`` (or ``never``). Matching is ``SimpleSelectors.verdict`` in Python; where
+    that cannot be sure (quirks-mode case folding, odd whitespace in a class, a selector that
+    is not simple) the answer comes from lexbor's own ``region_ids``, so it is always the one
+    ``region_ids`` would give.
+
+    ``covers`` remembers its answer for every element of the chain it walked: a page's
+    candidates share most of their ancestors, so the next one stops at the first it shares.
     """
 
-    __slots__ = ("_doc", "_known", "_query", "_simple", "_within", "also", "never")
+    __slots__ = ("_covered", "_doc", "_known", "_query", "_simple", "_within", "also", "never")
 
     def __init__(
         self,
@@ -176,22 +180,59 @@ class Regions:
         self._query = query
         self._simple = SimpleSelectors.parse(query)
         self._known = known
-        self.also = also
-        self.never = never
+        self.also = frozenset(also)
+        self.never = frozenset(never)
+        #: mem_id -> _COVERED and/or _INSIDE bits, for ``covers`` without ``stop``
+        self._covered: dict[int, int] = {}
+
+    def keep(self, ids: set[int]) -> None:
+        """Count the elements ``ids`` as no region from now on."""
+        self.never = self.never | ids
+        self._covered.clear()
 
     def covers(self, node: LexborNode, stop: LexborNode | None = None) -> bool:
         """Whether ``node`` is, or lies inside, a region (below ``stop``)."""
-        within = self._within
+        if stop is not None:
+            return self._covers_below(node, stop)
+        known = self._covered
+        path: list[tuple[LexborNode, int]] = []
+        state = 0  # above the root: neither covered nor inside
+        current: LexborNode | None = node
+        while current is not None:
+            mem_id = current.mem_id
+            found = known.get(mem_id)
+            if found is not None:
+                state = found
+                break
+            path.append((current, mem_id))
+            current = current.parent
+        within_id = self._within.mem_id if self._within is not None else None
+        for element, mem_id in reversed(path):  # from the top down
+            if mem_id == within_id:
+                state |= _INSIDE
+            if not state & _COVERED and self._region(element, mem_id, state):
+                state |= _COVERED
+            known[mem_id] = state
+        return bool(state & _COVERED)
+
+    def _region(self, element: LexborNode, mem_id: int, state: int) -> bool:
+        """Whether ``element`` itself is a region (``state``: what its parent's chain is)."""
+        if mem_id in self.never:
+            return False
+        return mem_id in self.also or bool(state & _INSIDE and self._matches(element))
+
+    def _covers_below(self, node: LexborNode, stop: LexborNode) -> bool:
+        """``covers`` for the elements below ``stop`` only (not remembered)."""
         chain: list[LexborNode] = []
         inside = 0  # how many nodes of the chain lie in ``within``'s subtree
         current: LexborNode | None = node
-        within_id = within.mem_id if within is not None else None
+        within_id = self._within.mem_id if self._within is not None else None
         while current is not None:  # the whole chain: is ``within`` above ``node``?
             chain.append(current)
             if current.mem_id == within_id:
                 inside = len(chain)
             current = current.parent
-        stop_id = stop.mem_id if stop is not None else None
+        stop_id = stop.mem_id
         for index, element in enumerate(chain):
             mem_id = element.mem_id
             if index and mem_id == stop_id:
@@ -211,6 +252,10 @@ class Regions:
                 verdict = mem_id in self._doc.region_ids(self._within, self._query)
             found = self._known[mem_id] = verdict
         return found
+
+
+_COVERED = 1
+_INSIDE = 2
 
 
 #: Characters ``str.split()`` splits at that HTML's class attribute does not.

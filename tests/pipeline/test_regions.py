@@ -78,6 +78,11 @@ def test_regions_agree_with_lexbor(html: str, query: str, pick: int, under_body:
         stop = node.parent
         if stop is not None:
             assert is_inside(node, lazy, stop) == is_inside(node, expected, stop)
+    # what ``covers`` remembered is forgotten when more elements are kept out
+    kept = {elements[(pick // 3) % len(elements)].mem_id}
+    lazy.keep(kept)
+    for node in reversed(elements):
+        assert is_inside(node, lazy) == is_inside(node, expected - kept)
 
 
 def test_simple_selectors_parse_only_simple_lists() -> None:
