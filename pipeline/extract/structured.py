@@ -340,7 +340,7 @@ def entry_roots(doc: Document) -> list[LexborNode]:
     return [node for node in roots if not any(a in ids for a in ancestor_ids(node))]
 
 
-def microformat_fields(root: LexborNode, skip_ids: set[int] | Regions) -> Fields:
+def microformat_fields(root: LexborNode, skipped: set[int] | Regions) -> Fields:
     """Field values of one h-entry (hAtom classes too), ignoring nested entries and cards."""
     fields: Fields = {}
     queries = {
@@ -350,14 +350,14 @@ def microformat_fields(root: LexborNode, skip_ids: set[int] | Regions) -> Fields
         "summary": ".p-summary, .entry-summary",
     }
     for name, query in queries.items():
-        for node in _own(select(root, query), root, skip_ids):
+        for node in _own(select(root, query), root, skipped):
             value = _mf_value(node) if name in ("published", "updated") else inline_text(node)
             if value:
                 fields[name] = value
                 break
     for node in select(root, ".p-author, .author"):
         parent = node.parent
-        if _in_nested_entry(node, root) or (parent is not None and is_inside(parent, skip_ids)):
+        if _in_nested_entry(node, root) or (parent is not None and is_inside(parent, skipped)):
             continue
         name_node = next(iter(select(node, ".p-name, .fn")), None)
         value = inline_text(name_node) if name_node is not None else inline_text(node)
@@ -368,11 +368,11 @@ def microformat_fields(root: LexborNode, skip_ids: set[int] | Regions) -> Fields
 
 
 def _own(
-    nodes: list[LexborNode], root: LexborNode, skip_ids: set[int] | Regions
+    nodes: list[LexborNode], root: LexborNode, skipped: set[int] | Regions
 ) -> Iterator[LexborNode]:
     """The nodes whose nearest microformat root is ``root`` and that are not in a skipped region."""
     for node in nodes:
-        if is_inside(node, skip_ids):
+        if is_inside(node, skipped):
             continue
         parent = node.parent
         while parent is not None and parent.mem_id != root.mem_id:
