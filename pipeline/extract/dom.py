@@ -105,10 +105,8 @@ class Document:
         an article page for ``NOISE_OR_COMMENTS``' 32, where an article's field readers ask
         about some 40 elements (their candidates and those candidates' ancestors).
         """
-        known = self._verdicts.get((query, node.mem_id if node is not None else 0))
-        if known is None:
-            known = self._verdicts[(query, node.mem_id if node is not None else 0)] = {}
-        return Regions(self, node, query, known, set(also or ()), set(never or ()))
+        known = self._verdicts.setdefault((query, node.mem_id if node is not None else 0), {})
+        return Regions(self, node, query, known, frozenset(also or ()), frozenset(never or ()))
 
     def resolve(self, href: str | None) -> str | None:
         """The absolute http(s) URL of a link, or None for javascript:, mailto:, #frag, junk."""
@@ -172,16 +170,16 @@ class Regions:
         within: LexborNode | None,
         query: str,
         known: dict[int, bool],
-        also: set[int],
-        never: set[int],
+        also: frozenset[int],
+        never: frozenset[int],
     ) -> None:
         self._doc = doc
         self._within = within
         self._query = query
         self._simple = SimpleSelectors.parse(query)
         self._known = known
-        self.also = frozenset(also)
-        self.never = frozenset(never)
+        self.also = also
+        self.never = never
         #: mem_id -> _COVERED and/or _INSIDE bits, for ``covers`` without ``stop``
         self._covered: dict[int, int] = {}
 
@@ -222,25 +220,20 @@ class Regions:
         return mem_id in self.also or bool(state & _INSIDE and self._matches(element))
 
     def _covers_below(self, node: LexborNode, stop: LexborNode) -> bool:
-        """``covers`` for the elements below ``stop`` only (not remembered)."""
-        chain: list[LexborNode] = []
-        inside = 0  # how many nodes of the chain lie in ``within``'s subtree
+        """``covers`` for the elements below ``stop`` only: each element's own answer, read
+        from what ``covers`` remembers of ``node``'s chain (every ancestor of an element it
+        remembers is remembered too)."""
+        self.covers(node)
+        known = self._covered
         current: LexborNode | None = node
-        within_id = self._within.mem_id if self._within is not None else None
-        while current is not None:  # the whole chain: is ``within`` above ``node``?
-            chain.append(current)
-            if current.mem_id == within_id:
-                inside = len(chain)
-            current = current.parent
         stop_id = stop.mem_id
-        for index, element in enumerate(chain):
-            mem_id = element.mem_id
-            if index and mem_id == stop_id:
+        while current is not None:
+            mem_id = current.mem_id
+            if current is not node and mem_id == stop_id:
                 return False
-            if mem_id in self.never:
-                continue
-            if mem_id in self.also or (index < inside and self._matches(element)):
+            if self._region(current, mem_id, known[mem_id]):
                 return True
+            current = current.parent
         return False
 
     def _matches(self, element: LexborNode) -> bool:
