@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from index.layout import fingerprint
 from index.query import FIELD_ALIASES
 from index.schema import SCHEMA_VERSION, is_indexable
 from index.search import MARK_END, MARK_START, Hit, SearchResults, SortOrder, search
@@ -48,6 +49,7 @@ __all__ = [
     "checksum",
     "clear_stale_lock",
     "doc_count",
+    "fingerprint",
     "indexed_checksum",
     "indexed_digests",
     "indexed_hashes",

@@ -21,6 +21,7 @@ read as the live generation; the next rebuild moves it into the new layout.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import mmap
@@ -68,6 +69,29 @@ def current_generation(path: Path) -> Path | None:
     if path.is_dir() and index.exists_in(str(path)):
         return path
     return None
+
+
+def fingerprint(path: Path) -> str | None:
+    """What the live generation of the index at ``path`` is on disk: its name and each of its
+    files' name, size and modification time, hashed (None without an index).
+
+    Any write leaves another one: a commit adds segment files and a table of contents, a
+    rebuild publishes another generation, a hand edit or a writer killed mid-commit changes a
+    file or leaves one behind. The same fingerprint says the index holds what it held when it
+    was taken, without opening it.
+    """
+    generation = current_generation(path)
+    if generation is None:
+        return None
+    digest = hashlib.blake2b(generation.name.encode(), digest_size=16)
+    try:
+        with os.scandir(generation) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                stat = entry.stat(follow_symlinks=False)
+                digest.update(f"\0{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    except OSError:  # gone under us (a rebuild replaced it): nothing to vouch for
+        return None
+    return digest.hexdigest()
 
 
 def new_generation(path: Path) -> Path:

@@ -8,7 +8,10 @@ After applying changes, every sync checks the whole index against the store: the
 hashes of the index's documents against the store's active articles (two column reads, no
 documents loaded). A document missing, stale (another hash) or extra is upserted or deleted, and
 only those, so whatever a killed writer or a hand-edited index left behind is repaired by the
-next run. Only an index that cannot be read at all (damaged, another schema version) is rebuilt.
+next run. A sync with nothing to apply skips the check when it would look at what the last check
+found in agreement: no change in the store since, and the index's files as they were then
+(``index.fingerprint``: any write, hand edit or half-done commit changes them). Only an index
+that cannot be read at all (damaged, another schema version) is rebuilt.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ __all__ = ["SyncReport", "index_dir", "sync_index"]
 logger = logging.getLogger(__name__)
 
 WATERMARK_KEY = "index_seq"
+#: ``"<seq> <index fingerprint>"`` when the index was last found to agree with the store.
+CHECKED_KEY = "index_checked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,15 @@ def _sync_incrementally(
         stats = search_index.apply_changes(path, changed, batch_size=batch_size, limit_mb=limit_mb)
         written, deleted, seconds = stats.added + stats.updated, stats.deleted, stats.seconds
         mode = "incremental"
+    # Nothing to check when nothing changed on either side since the last check found them
+    # agreeing: no change in the store (every change of an article's content or status has a
+    # seq) and the index's files as they were. The checksums read 20,000 rows and two index
+    # columns: 0.15 s of an unchanged 20k recrawl's ~6 s. The fingerprint is taken before the
+    # check: a commit of another writer after it is not vouched for.
+    state = search_index.fingerprint(path)
+    checked = f"{upto} {state}" if state is not None else None
+    if mode == "none" and checked is not None and store.get_meta(CHECKED_KEY) == checked:
+        return SyncReport(mode, 0, 0, search_index.doc_count(path), 0.0)
     # Checksums first: while the index agrees with the store (nearly always) no map of every
     # document is built (12.7 MB at 100,000). Read after the writes: a writer and that map are
     # never both in memory.
@@ -142,7 +156,10 @@ def _sync_incrementally(
         written, deleted = written + stats.added + stats.updated, deleted + stats.deleted
         seconds += stats.seconds
         mode = "repair"
-    store.set_meta(WATERMARK_KEY, str(upto))
+    with store.transaction():
+        store.set_meta(WATERMARK_KEY, str(upto))
+        if checked is not None and not (stale or extra):  # after a repair, the next sync looks
+            store.set_meta(CHECKED_KEY, checked)
     return SyncReport(mode, written, deleted, search_index.doc_count(path), seconds)
 
 

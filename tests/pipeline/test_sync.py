@@ -60,6 +60,48 @@ def test_a_consistent_index_is_left_alone(settings: Settings, monkeypatch: pytes
     assert (report.mode, report.written, report.deleted, report.documents) == ("none", 0, 0, 40)
 
 
+def test_an_index_unchanged_since_its_last_check_is_not_read_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    path = index_dir(settings)
+    checks: list[Path] = []
+    real_checksum = search_index.indexed_checksum
+
+    def counted(path: Path) -> tuple[int, int]:
+        checks.append(path)
+        return real_checksum(path)
+
+    monkeypatch.setattr(search_index, "indexed_checksum", counted)
+    assert reindex(settings).mode == "none"
+    assert reindex(settings).mode == "none"
+    assert len(checks) <= 1  # the crawl's own sync may have checked it last already
+    before = len(checks)
+    # a document deleted behind the store's back: the index's files changed, so it is checked
+    search_index.apply_changes(path, [], sorted(_store_hashes(settings))[:1])
+    report = reindex(settings)
+    assert (report.mode, report.written, len(checks)) == ("repair", 1, before + 1)
+    # after a repair the next sync checks again, and then leaves it alone
+    assert (reindex(settings).mode, len(checks)) == ("none", before + 2)
+    assert (reindex(settings).mode, len(checks)) == ("none", before + 2)
+    _assert_index_matches_store(settings)
+
+
+def test_a_file_of_the_index_rewritten_in_place_is_noticed(settings: Settings):
+    path = index_dir(settings)
+    reindex(settings)
+    before = search_index.fingerprint(path)
+    generation = current_generation(path)
+    assert generation is not None
+    assert before is not None
+    toc = next(generation.glob("*.toc"))
+    toc.write_bytes(toc.read_bytes())  # same bytes, a new modification time
+    assert search_index.fingerprint(path) != before
+    (generation / "stray.tmp").write_bytes(b"")  # what a killed writer leaves
+    assert search_index.fingerprint(path) not in (before, None)
+    shutil.rmtree(path)
+    assert search_index.fingerprint(path) is None
+
+
 def test_checksums_agree_for_the_same_pairs_in_any_order_and_only_for_them():
     pairs = [(f"{n:016x}", f"{n * 7:064x}") for n in range(50)]
     count, total = search_index.checksum(pairs)
