@@ -490,9 +490,12 @@ class Crawler:
         record: ArticleRecord | TopicPageRecord | None,
         links: list[Target],
     ) -> ListingPlan:
-        """The recrawl policy's cut of ``links`` (before the page's cards are stored)."""
+        """The recrawl policy's cut of ``links`` (before the page's cards are stored), less
+        those queued a moment ago: a topic page's ~350 page numbers and its theme's links were
+        looked up in the refetch schedule on every page of a topic (as a 304 leaves them out,
+        ``_dealt_with``)."""
+        links = self.frontier.not_just_queued(links)
         if not isinstance(page, ListingPage) or not isinstance(record, TopicPageRecord):
-            links = self.frontier.not_just_queued(links)
             return ListingPlan(self.recrawl.due(links), stopped=False, keep=[])
         return self.recrawl.plan_listing(
             target,
