@@ -14,13 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import StoreError
+from pipeline.store import topic_hash
 
-SCHEMA_VERSION = 6  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 7  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
 # 5: a page's links live in page_links, no longer in pages.links (``_MOVED_OUT``).
 # 6: an article's last_seen_at lives in article_seen, no longer in articles (``_MOVED_OUT``).
+# 7: topics.pages_sum, and topic hashes taken over it (``pipeline.store.topic_hash``); an older
+#    store's topics are summed and hashed again as it is opened (``_sum_topic_pages``).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -114,7 +117,8 @@ CREATE TABLE IF NOT EXISTS topics (
     first_seen_at TEXT NOT NULL,
     last_seen_at  TEXT NOT NULL,
     fetched_at    TEXT,
-    seq           INTEGER NOT NULL
+    seq           INTEGER NOT NULL,
+    pages_sum     TEXT NOT NULL DEFAULT '0'   -- its pages' digests summed (schema 7), hex
 );
 CREATE INDEX IF NOT EXISTS topics_seq ON topics (seq);
 CREATE TABLE IF NOT EXISTS topic_pages (
@@ -233,6 +237,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.executescript(_SCHEMA)
         for table, column, copy in _MOVED_OUT:
             _move_column_out(conn, table, column, copy)
+        if version < 7:
+            _sum_topic_pages(conn)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -281,6 +287,28 @@ def _move_column_out(conn: sqlite3.Connection, table: str, column: str, copy: st
         conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
         for index in indexes:
             conn.execute(index)
+
+
+def _sum_topic_pages(conn: sqlite3.Connection) -> None:
+    """Give every topic of a store from before schema 7 its ``pages_sum`` and the hash taken
+    over it, in one transaction, without a change: the content is what it was, only the way
+    it is hashed changed. Read a topic at a time, its pages once."""
+    if "pages_sum" not in _columns(conn, "topics"):
+        conn.execute("ALTER TABLE topics ADD COLUMN pages_sum TEXT NOT NULL DEFAULT '0'")
+    with transaction(conn):
+        topics = conn.execute("SELECT url, name, description FROM topics").fetchall()
+        for url, name, description in topics:
+            pages_sum = topic_hash.EMPTY_SUM
+            for page_url, page_no, article_urls in conn.execute(
+                "SELECT page_url, page_no, article_urls FROM topic_pages WHERE topic_url = ?",
+                (url,),
+            ):
+                digest = topic_hash.page_digest(page_url, page_no, article_urls)
+                pages_sum = topic_hash.add_page(pages_sum, digest)
+            conn.execute(
+                "UPDATE topics SET pages_sum = ?, content_hash = ? WHERE url = ?",
+                (pages_sum, topic_hash.topic_hash(name, description, pages_sum), url),
+            )
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:

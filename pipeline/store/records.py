@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pipeline.models import ArticleRecord, CardRecord, TopicPageRecord
 from pipeline.store.db import chunked
 from pipeline.store.history import record_history
+from pipeline.store.topic_hash import EMPTY_SUM, add_page, page_digest, topic_hash
 
 Change = Literal["new", "changed", "unchanged", "gone"]
 
@@ -244,7 +245,12 @@ class RecordTable:
                     (seq, now.isoformat(), url),
                 )
             return "gone"
-        self._conn.execute("DELETE FROM topic_pages WHERE page_url = ?", (url,))
+        page = self._conn.execute(
+            "SELECT topic_url, page_no, article_urls FROM topic_pages WHERE page_url = ?", (url,)
+        ).fetchone()
+        if page is not None:
+            self._conn.execute("DELETE FROM topic_pages WHERE page_url = ?", (url,))
+            self._page_left(url, page)
         return None
 
     # -- topics ------------------------------------------------------------------------------
@@ -252,31 +258,38 @@ class RecordTable:
         self, rec: TopicPageRecord, card_urls: Sequence[str], now: datetime, run_id: int | None
     ) -> Change:
         """Store one page of a topic listing and update its topic record."""
+        article_urls = _dumps(list(card_urls))
+        before = self._conn.execute(
+            "SELECT topic_url, page_no, article_urls FROM topic_pages WHERE page_url = ?",
+            (rec.page_url,),
+        ).fetchone()
         self._conn.execute(
             """INSERT INTO topic_pages (page_url, topic_url, page_no, article_urls, fetched_at)
                VALUES (?, ?, ?, ?, ?) ON CONFLICT (page_url) DO UPDATE SET
                topic_url = excluded.topic_url,
                page_no = excluded.page_no, article_urls = excluded.article_urls,
                fetched_at = excluded.fetched_at""",
-            (
-                rec.page_url,
-                rec.topic_url,
-                rec.page_no,
-                _dumps(list(card_urls)),
-                rec.fetched_at.isoformat(),
-            ),
+            (rec.page_url, rec.topic_url, rec.page_no, article_urls, rec.fetched_at.isoformat()),
         )
+        if before is not None and before["topic_url"] != rec.topic_url:
+            self._page_left(rec.page_url, before)  # the page moved to another topic
+            before = None
         row = self._conn.execute("SELECT * FROM topics WHERE url = ?", (rec.topic_url,)).fetchone()
+        pages_sum = row["pages_sum"] if row else EMPTY_SUM
+        if before is not None:
+            old = page_digest(rec.page_url, before["page_no"], before["article_urls"])
+            pages_sum = add_page(pages_sum, old, times=-1)
+        pages_sum = add_page(pages_sum, page_digest(rec.page_url, rec.page_no, article_urls))
         name = rec.name or (row["name"] if row else None)
         description = rec.description if rec.page_no == 1 else (row["description"] if row else None)
-        content_hash = self._topic_hash(rec.topic_url, name, description)
+        content_hash = topic_hash(name, description, pages_sum)
         rid = record_id(rec.topic_url)
         if row is None:
             seq = self._log_change(rid, "topic", "new", now, run_id)
             self._conn.execute(
                 """INSERT INTO topics (id, url, site, name, description, content_hash, status,
-                   first_seen_at, last_seen_at, fetched_at, seq)
-                   VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)""",
+                   first_seen_at, last_seen_at, fetched_at, seq, pages_sum)
+                   VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)""",
                 (
                     rid,
                     rec.topic_url,
@@ -288,6 +301,7 @@ class RecordTable:
                     now.isoformat(),
                     rec.fetched_at.isoformat(),
                     seq,
+                    pages_sum,
                 ),
             )
             return "new"
@@ -295,7 +309,7 @@ class RecordTable:
         seq = self._log_change(rid, "topic", "changed", now, run_id) if changed else row["seq"]
         self._conn.execute(
             """UPDATE topics SET name = ?, description = ?, content_hash = ?, status = 'active',
-               last_seen_at = ?, fetched_at = ?, seq = ? WHERE url = ?""",
+               last_seen_at = ?, fetched_at = ?, seq = ?, pages_sum = ? WHERE url = ?""",
             (
                 name,
                 description,
@@ -303,24 +317,33 @@ class RecordTable:
                 now.isoformat(),
                 rec.fetched_at.isoformat(),
                 seq,
+                pages_sum,
                 rec.topic_url,
             ),
         )
         return "changed" if changed else "unchanged"
 
-    def _topic_hash(self, topic_url: str, name: str | None, description: str | None) -> str:
-        """SHA-256 of a topic's content: its name, description and every page's article URLs.
+    def _page_left(self, page_url: str, page: sqlite3.Row) -> None:
+        """A stored page of ``page["topic_url"]`` no longer belongs to it (gone, or listed under
+        another topic): its digest leaves the topic's sum. The topic's hash and seq are left as
+        they are, as they were before schema 7: its next stored page brings them up to date."""
+        self._conn.execute(
+            "UPDATE topics SET pages_sum = ? WHERE url = ?",
+            (
+                add_page(
+                    self._pages_sum(page["topic_url"]),
+                    page_digest(page_url, page["page_no"], page["article_urls"]),
+                    times=-1,
+                ),
+                page["topic_url"],
+            ),
+        )
 
-        Hashed from the pages' stored JSON, in page order, as stored: a topic's hash is taken
-        again at each of its pages, and decoding, de-duplicating and re-encoding every page's
-        list cost ~1.1 ms a topic page at 20k articles (~100 pages a topic). Every page is
-        still read, so a walk of a topic stays quadratic in its pages, at a smaller constant.
-        """
-        digest = hashlib.sha256(_dumps([name, description]).encode("utf-8"))
-        for urls in self._page_lists(topic_url):
-            digest.update(b"\n")
-            digest.update(urls.encode("utf-8"))
-        return digest.hexdigest()
+    def _pages_sum(self, topic_url: str) -> str:
+        row = self._conn.execute(
+            "SELECT pages_sum FROM topics WHERE url = ?", (topic_url,)
+        ).fetchone()
+        return str(row[0]) if row is not None else EMPTY_SUM
 
     def topic_article_urls(self, topic_url: str) -> list[str]:
         """Article URLs a topic lists, in page order, each once."""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import StoreError
 from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
-from pipeline.store import SCHEMA_VERSION, DirectoryLock, Store, record_id
+from pipeline.store import SCHEMA_VERSION, DirectoryLock, Store, record_id, topic_hash
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 URL = "http://site.test/2025/11/valproic-acid/"
@@ -540,3 +540,81 @@ def test_a_schema_4_store_moves_links_and_last_seen_out_of_wide_rows(tmp_path):
     with Store(tmp_path) as store:  # opened again: nothing left to move
         assert store.queue.known_links(URL) == links
         assert list(store.records.iter_articles()) == [before]
+
+
+def _topic_sums_from_scratch(store: Store) -> dict[str, tuple[str, str]]:
+    """Each topic's (pages_sum, content_hash) worked out from all its stored pages at once."""
+    conn = store._conn
+    out = {}
+    for url, name, description in conn.execute("SELECT url, name, description FROM topics"):
+        total = topic_hash.EMPTY_SUM
+        for page_url, page_no, urls in conn.execute(
+            "SELECT page_url, page_no, article_urls FROM topic_pages WHERE topic_url = ?", (url,)
+        ):
+            total = topic_hash.add_page(total, topic_hash.page_digest(page_url, page_no, urls))
+        out[url] = (total, topic_hash.topic_hash(name, description, total))
+    return out
+
+
+_TOPICS = (TOPIC, "http://site.test/topics/other/")
+_PAGE_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["save", "gone"]),
+        st.sampled_from(_TOPICS),
+        st.integers(1, 4),  # page number, and which page URL
+        st.lists(st.sampled_from([URL, "http://site.test/a/", "http://site.test/b/"]), max_size=3),
+    ),
+    max_size=25,
+)
+
+
+@given(ops=_PAGE_OPS)
+def test_a_topic_s_sum_is_kept_a_page_at_a_time_as_its_pages_change(tmp_path_factory, ops):
+    with Store(tmp_path_factory.mktemp("sums")) as store:
+        kept: dict[str, str] = {}  # topic -> content hash after its last stored page
+        for op, topic_url, number, urls in ops:
+            # page URLs are shared by both topics: a page may move from one topic to the other
+            page_url = f"http://site.test/list/page/{number}/"
+            with store.transaction():
+                if op == "gone":
+                    store.records.mark_gone(page_url, T0, 1)
+                    continue
+                page = replace(topic_page(number, page_url, urls=tuple(urls)), topic_url=topic_url)
+                before = _topic_sums_from_scratch(store).get(topic_url)
+                change = store.records.save_topic_page(page, urls, T0, 1)
+            after = _topic_sums_from_scratch(store)[topic_url]
+            stored = store._conn.execute(
+                "SELECT pages_sum, content_hash FROM topics WHERE url = ?", (topic_url,)
+            ).fetchone()
+            assert tuple(stored) == after  # the same as hashing every page again
+            if before is None:
+                assert change == "new"
+            else:  # unchanged exactly when nothing the hash covers changed since it was taken
+                assert (change == "unchanged") == (after[1] == kept[topic_url])
+            kept[topic_url] = after[1]
+        for topic_url, (total, _hash) in _topic_sums_from_scratch(store).items():
+            assert store.records._pages_sum(topic_url) == total  # gone pages left too
+
+
+def test_a_schema_6_store_gets_its_topic_sums_without_a_change(tmp_path):
+    second = "http://site.test/2025/10/older/"
+    with Store(tmp_path) as store:
+        save_listing(store, topic_page(1, TOPIC, urls=(URL,)))
+        save_listing(store, topic_page(2, TOPIC + "page/2/", urls=(second,)))
+        want = _topic_sums_from_scratch(store)
+        changes = store.max_seq()
+        # the shape schema 6 had: no pages_sum, and another hash
+        conn = store._conn
+        conn.execute("ALTER TABLE topics DROP COLUMN pages_sum")
+        conn.execute("UPDATE topics SET content_hash = ?", ("0" * 64,))
+        conn.execute("PRAGMA user_version=6")
+    with Store(tmp_path) as store:
+        conn = store._conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert _topic_sums_from_scratch(store) == want
+        stored = conn.execute("SELECT url, pages_sum, content_hash FROM topics").fetchall()
+        assert {url: (total, hashed) for url, total, hashed in stored} == want
+        assert store.max_seq() == changes  # summed again, not changed
+        with store.transaction():
+            page = topic_page(2, TOPIC + "page/2/", urls=(second,))
+            assert store.records.save_topic_page(page, [second], T0, 1) == "unchanged"
