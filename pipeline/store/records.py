@@ -1,7 +1,8 @@
 """Article and topic records: idempotent upserts, card/page merge, change tracking.
 
 An article is known from two sources: the cards of the topic pages that list it and its own page.
-Both are kept (``card`` and ``page`` columns) and merged into the record on every write: the article
+Both are kept (``card`` and ``page`` columns; ``page`` without the text, which the record holds as
+the page said it) and merged into the record on every write: the article
 page wins where both have a value, except ``summary``, where the card's excerpt (the site's own
 summary) wins over the page's meta description, and ``comment_count``, where the newer observation
 wins (a card read after the page's last fetch; the card keeps its ``observed_at``). A write that
@@ -41,6 +42,10 @@ ARTICLE_FIELDS = (
 CARD_FIELDS = ("title", "published_at", "comment_count", "summary")
 # Card JSON key of when the card was read: a newer card beats the page for comment_count.
 _OBSERVED_AT = "observed_at"
+#: The page field an article's stored ``page`` leaves out: its record holds it as the page said
+#: it (no card has one). Stored twice, the text made each article row ~3.5 KB longer, written
+#: again at every card of the article and read back at each (stores before this keep theirs).
+_STORED_ONCE = "text"
 
 
 def record_id(url: str) -> str:
@@ -145,6 +150,9 @@ class RecordTable:
         page_json: str | None = None,
     ) -> Change:
         """Merge and write one article; ``page_json`` is ``page`` as stored, when unchanged."""
+        stored = json.loads(row["record"]) if row is not None else None
+        if page is not None and _STORED_ONCE not in page:  # stored without it: the record has it
+            page = {**page, _STORED_ONCE: stored.get(_STORED_ONCE) if stored else None}
         merged = merge_article(
             page, card, self._topic_names(listed_in), card_newer=_card_newer(card, fetched_at)
         )
@@ -154,12 +162,13 @@ class RecordTable:
         # The same content as stored (a card of an article whose page is stored, an unchanged
         # page fetched again) keeps its stored JSON and hash: read back in ~15 us, where
         # serializing and hashing it again took ~25.
-        stored = json.loads(row["record"]) if row is not None else None
         if stored is not None and stored == merged:
             record_json, content_hash = str(row["record"]), str(row["content_hash"])
         else:
             record_json, content_hash = _canonical(merged)
-        page_out = page_json if page_json is not None else (_dumps(page) if page else None)
+        page_out = page_json
+        if page_out is None and page:
+            page_out = _dumps({k: v for k, v in page.items() if k != _STORED_ONCE})
         rid = record_id(url)
         fetched = fetched_at.isoformat() if fetched_at else None
         if row is None:

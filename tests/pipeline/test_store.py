@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from pipeline.errors import StoreError
 from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
-from pipeline.store import SCHEMA_VERSION, DirectoryLock, Store, record_id, topic_hash
+from pipeline.store import (
+    ARTICLE_FIELDS,
+    SCHEMA_VERSION,
+    DirectoryLock,
+    Store,
+    record_id,
+    topic_hash,
+)
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 URL = "http://site.test/2025/11/valproic-acid/"
@@ -143,6 +150,41 @@ def test_a_new_listing_is_a_change_of_the_record_but_not_of_its_content(store):
     assert after["seq"] > before["seq"]  # the change feed carries it
     assert after["content_hash"] == before["content_hash"]  # the search index need not rewrite it
     assert list(store.records.iter_articles(since_seq=before["seq"], fetched_only=True)) == [after]
+
+
+@pytest.mark.parametrize("older_row", [False, True], ids=["now", "text-in-page"])
+def test_an_article_s_text_is_stored_once_and_kept_through_its_cards(store, older_row):
+    with store.transaction():
+        store.records.save_article(article(), T0, 1)
+    conn = store._conn
+    (page_json,) = conn.execute("SELECT page FROM articles").fetchone()
+    assert "text" not in json.loads(page_json)  # the record holds it
+    if older_row:  # as stores written before kept it: in the page fields too
+        conn.execute("UPDATE articles SET page = ?", (json.dumps(article_page_fields()),))
+    (before,) = store.records.iter_articles()
+    assert before["text"] == "Para one.\n\nPara two."
+    hashes = []
+    for n, topic_url in enumerate(("http://site.test/topics/a/", "http://site.test/topics/b/")):
+        with store.transaction():
+            assert store.records.save_card("s", topic_url, card(comment_count=20 + n), T0, 1) == (
+                "changed"
+            )
+        (after,) = store.records.iter_articles()
+        assert after["text"] == before["text"]
+        assert after["summary"] == "Card excerpt."  # the card's wins
+        assert after["comment_count"] == 9  # the page's: the cards were not read after it
+        hashes.append(after["content_hash"])
+    assert hashes[0] == hashes[1] != before["content_hash"]  # the second card: listed_in only
+    with store.transaction():  # the page again, without a text: the record loses it
+        assert store.records.save_article(article(text=None), T0, 1) == "changed"
+        assert store.records.save_card("s", TOPIC, card(), T0, 1) == "changed"
+    (last,) = store.records.iter_articles()
+    assert last["text"] is None
+
+
+def article_page_fields() -> dict[str, object]:
+    page = {f: getattr(article(), f) for f in ARTICLE_FIELDS}
+    return {**page, "topics": list(article().topics), "sources": {}}
 
 
 def test_fetched_only_leaves_out_articles_known_only_from_cards(store):
