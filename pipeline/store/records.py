@@ -162,7 +162,7 @@ class RecordTable:
         # The same content as stored (a card of an article whose page is stored, an unchanged
         # page fetched again) keeps its stored JSON and hash: read back in ~15 us, where
         # serializing and hashing it again took ~25.
-        if stored is not None and stored == merged:
+        if row is not None and stored == merged:
             record_json, content_hash = str(row["record"]), str(row["content_hash"])
         else:
             record_json, content_hash = _canonical(merged)
