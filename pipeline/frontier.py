@@ -380,11 +380,11 @@ class Frontier:
             found[url] = target
 
     def _plain_targets_of(self, site: str, depth: int) -> dict[str, Target]:
-        """The plain targets (no topic, page 1) built lately for ``site`` at ``depth``."""
-        targets = self._plain_targets.get((site, depth))
-        if targets is None or len(targets) >= _TARGET_CACHE:
-            targets = self._plain_targets[(site, depth)] = {}
-        return targets
+        """The plain targets (no topic, page 1) built lately for ``site`` at ``depth``; all are
+        forgotten once they are ``_TARGET_CACHE`` (~2.5 MB), whatever their site and depth."""
+        if sum(map(len, self._plain_targets.values())) >= _TARGET_CACHE:
+            self._plain_targets.clear()
+        return self._plain_targets.setdefault((site, depth), {})
 
     def _verdict(self, raw_url: str, site: SiteConfig) -> _Verdict:
         """(canonical URL, why it is out of scope, why it looks like a trap) of a link.
