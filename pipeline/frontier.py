@@ -204,8 +204,9 @@ class Frontier:
         # site and run), as keys: ``recently_queued`` lets a caller test a list against them
         self._recent: dict[str, OrderedDict[str, None]] = {n: OrderedDict() for n in self.sites}
         self._recent_cap = max(_RECENT_CACHE // max(len(self.sites), 1), 1024)
-        # per site, a link as written -> its verdict (``_verdict``)
+        # per site, a link as written -> its verdict (``_verdict``); the sites share the cap
         self._verdicts: dict[str, dict[str, _Verdict]] = {n: {} for n in self.sites}
+        self._verdicts_cap = max(_CANONICAL_CACHE // max(len(self.sites), 1), 1024)
         # The targets ``_consider_each`` built lately: a page's theme links, and its topic's page
         # numbers, are the same targets page after page (a frozen dataclass costs ~0.8 us).
         # Plain links (no topic, page 1) by site and depth, then URL; the others by all five.
@@ -422,9 +423,8 @@ class Frontier:
             trap = self.trap_reason(url)
         return (url, scope, trap)
 
-    @staticmethod
-    def _remember(verdicts: dict[str, _Verdict], raw_url: str, verdict: _Verdict) -> None:
-        if len(verdicts) >= _CANONICAL_CACHE:
+    def _remember(self, verdicts: dict[str, _Verdict], raw_url: str, verdict: _Verdict) -> None:
+        if len(verdicts) >= self._verdicts_cap:
             verdicts.clear()
         verdicts[raw_url] = verdict
 
