@@ -388,7 +388,8 @@ class Frontier:
         return self._plain_targets.setdefault((site, depth), {})
 
     def _verdict(self, raw_url: str, site: SiteConfig) -> _Verdict:
-        """(canonical URL, why it is out of scope, why it looks like a trap) of a link.
+        """(canonical URL, why it is out of scope, why it looks like a trap) of a link not
+        remembered as written (``_consider_each`` reads those itself).
 
         Every page repeats its theme's links, so the answer is remembered per site, by the link
         as written and without its fragment (which canonical URLs drop: a post's comment
@@ -396,16 +397,14 @@ class Frontier:
         ``_ASK``: made each time. A plain host outside the site (share buttons, other sites) is
         dropped before the canonicalization, which would not change it.
         """
-        verdicts = self._verdicts[site.name]
-        known = verdicts.get(raw_url)
-        if known is not None:
-            return known
+        verdicts = self._verdicts[site.name]  # the caller found none for ``raw_url`` itself
         plain = raw_url.partition("#")[0]
         known = verdicts.get(plain) if plain != raw_url else None
         if known is None:
             known = self._judge(plain, site)
             self._remember(verdicts, plain, known)
-        self._remember(verdicts, raw_url, known)
+        if plain != raw_url:
+            self._remember(verdicts, raw_url, known)
         return known
 
     def _judge(self, link: str, site: SiteConfig) -> _Verdict:

@@ -298,13 +298,12 @@ def _sum_topic_pages(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         topics = conn.execute("SELECT url, name, description FROM topics").fetchall()
         for url, name, description in topics:
-            pages_sum = topic_hash.EMPTY_SUM
-            for page_url, page_no, article_urls in conn.execute(
-                "SELECT page_url, page_no, article_urls FROM topic_pages WHERE topic_url = ?",
-                (url,),
-            ):
-                digest = topic_hash.page_digest(page_url, page_no, article_urls)
-                pages_sum = topic_hash.add_page(pages_sum, digest)
+            pages_sum = topic_hash.pages_sum(
+                conn.execute(
+                    "SELECT page_url, page_no, article_urls FROM topic_pages WHERE topic_url = ?",
+                    (url,),
+                )
+            )
             conn.execute(
                 "UPDATE topics SET pages_sum = ?, content_hash = ? WHERE url = ?",
                 (pages_sum, topic_hash.topic_hash(name, description, pages_sum), url),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 
-__all__ = ["EMPTY_SUM", "add_page", "page_digest", "topic_hash"]
+__all__ = ["EMPTY_SUM", "add_page", "page_digest", "pages_sum", "topic_hash"]
 
 _MODULUS = 1 << 256
 #: ``pages_sum`` of a topic with no pages.
@@ -33,6 +34,14 @@ def page_digest(page_url: str, page_no: int, article_urls: str) -> int:
 def add_page(pages_sum: str, digest: int, *, times: int = 1) -> str:
     """``pages_sum`` with ``digest`` added ``times`` times (-1: the page taken out)."""
     return format((int(pages_sum, 16) + times * digest) % _MODULUS, "x")
+
+
+def pages_sum(pages: Iterable[tuple[str, int, str]]) -> str:
+    """The sum of ``(page URL, number, article list)`` pages worked out from scratch."""
+    total = EMPTY_SUM
+    for page_url, page_no, article_urls in pages:
+        total = add_page(total, page_digest(page_url, page_no, article_urls))
+    return total
 
 
 def topic_hash(name: str | None, description: str | None, pages_sum: str) -> str:
