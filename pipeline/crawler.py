@@ -190,6 +190,7 @@ class Crawler:
                 budget_left = await self._dispatch()
             finally:
                 await self.workers.close()
+                self.recrawl.close()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(now_utc())
             self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
@@ -561,7 +562,7 @@ class Crawler:
     def _dealt_with(self, site: str) -> tuple[Container[str], ...]:
         """The links of ``site`` this run needs not look at again: those queued a moment ago
         and the articles found not due."""
-        return (self.frontier.recently_queued(site), self.recrawl.waiting())
+        return (self.frontier.recently_queued(site), *self.recrawl.waiting())
 
     def _store_record(
         self,

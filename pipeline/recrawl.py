@@ -27,13 +27,16 @@ from datetime import datetime, timedelta
 
 from pipeline.config import CrawlSettings, duration_seconds
 from pipeline.models import ArticleRecord, CardRecord, Target
-from pipeline.store import RecrawlTable
+from pipeline.store import RecrawlTable, UrlSpool
 
 __all__ = ["ListingPlan", "Recrawl", "full_walk_due", "is_due", "next_interval"]
 
 logger = logging.getLogger(__name__)
 
 _DUE_SLICE = 2000  # links whose refetch schedules are read at a time
+#: Article pages found not due that a run remembers (``waiting``), in two generations of half
+#: as many: a 100k-article site's would be ~15 MB held, and one left out is looked up again.
+_WAITING_CACHE = 32_768
 
 
 def next_interval(previous: int | None, *, changed: bool, minimum: int, maximum: int) -> int:
@@ -105,8 +108,11 @@ class Recrawl:
         self.full_walk_every = duration_seconds(settings.full_walk_every)
         self.refetch_min = duration_seconds(settings.refetch_min)
         self.refetch_max = duration_seconds(settings.refetch_max)
-        self.not_due: set[str] = set()
-        self._waiting: set[str] = set()  # article pages found not due in this run
+        # article pages found not due in this run: the newer and the older generation
+        self._waiting: set[str] = set()
+        self._waited: set[str] = set()
+        self._not_due = 0
+        self._not_due_urls: UrlSpool | None = None  # on disk: each counted once, none held
         self.stopped_walks = 0
         self.started = clock()
 
@@ -174,10 +180,12 @@ class Recrawl:
     # -- article pages -----------------------------------------------------------------------
     def due(self, links: Iterable[Target]) -> list[Target]:
         """``links`` without the article pages that are not due yet (counted as ``not_due``)."""
-        waiting = self._waiting
-        links = [t for t in links if t.url not in waiting]  # most pages link the same articles
+        waiting, waited = self._waiting, self._waited
+        # most pages link the same articles
+        links = [t for t in links if t.url not in waiting and t.url not in waited]
         now = self.clock()
         kept = []
+        not_due = []
         # A slice at a time: an author archive of a 100k-article site links 20,000 articles, and
         # their schedules read at once took ~45 MB. One query per 500 links, not one a link.
         for start in range(0, len(links), _DUE_SLICE):
@@ -188,15 +196,32 @@ class Recrawl:
                 if is_due(due_at, now):
                     kept.append(target)
                     continue
-                waiting.add(target.url)  # not due this run: not looked up again
+                self._wait(target.url)  # not due this run: not looked up again
                 if checked_at is not None and checked_at < self.started:
-                    self.not_due.add(target.url)  # not one this run fetched already
+                    not_due.append(target.url)  # not one this run fetched already
+        if not_due:
+            if self._not_due_urls is None:
+                self._not_due_urls = UrlSpool()
+            self._not_due += self._not_due_urls.add(not_due)
         return kept
 
-    def waiting(self) -> Container[str]:
-        """The article pages this run already found not due (``due`` drops them): a set, to
-        test many links at C speed."""
-        return self._waiting
+    def _wait(self, url: str) -> None:
+        """Remember ``url`` as not due; past half of ``_WAITING_CACHE`` the older generation
+        goes (a page it held is looked up again, and found not due again, if linked again)."""
+        if len(self._waiting) >= _WAITING_CACHE // 2:
+            self._waited, self._waiting = self._waiting, set()
+        self._waiting.add(url)
+
+    def waiting(self) -> tuple[Container[str], ...]:
+        """The article pages this run found not due lately (``due`` drops them): sets, to test
+        many links at C speed."""
+        return (self._waiting, self._waited)
+
+    def close(self) -> None:
+        """Drop the run's scratch set of pages counted as not due (the count stays)."""
+        if self._not_due_urls is not None:
+            self._not_due_urls.close()
+            self._not_due_urls = None
 
     def due_urls(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` due for a refetch (never fetched: due); not counted."""
@@ -232,4 +257,4 @@ class Recrawl:
 
     def skipped(self) -> dict[str, int]:
         """Pages left out this run, by reason (for ``RunReport.skipped``)."""
-        return {"not_due": len(self.not_due)} if self.not_due else {}
+        return {"not_due": self._not_due} if self._not_due else {}

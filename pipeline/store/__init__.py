@@ -10,7 +10,8 @@ stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one 
   ``watches`` (saved searches and their matches), ``coverage`` (field presence per run);
 - ``recrawl``: the recrawl policy's state (article refetch schedule, topic full walks).
 
-``LastmodSpool`` is scratch space beside it: a pass's sitemap URLs on disk, read back newest first.
+``LastmodSpool`` and ``UrlSpool`` are scratch space beside it: a pass's sitemap URLs on disk,
+read back newest first, and URLs a run counts once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pipeline.store.lock import DirectoryLock
 from pipeline.store.queue import SqliteFrontierQueue
 from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
 from pipeline.store.recrawl import ListingWalk, RecrawlTable, RefetchEntry
-from pipeline.store.spool import LastmodSpool
+from pipeline.store.spool import LastmodSpool, UrlSpool
 from pipeline.store.watches import WatchTable
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "RefetchEntry",
     "SqliteFrontierQueue",
     "Store",
+    "UrlSpool",
     "merge_article",
     "record_id",
     "store_path",

@@ -1,4 +1,6 @@
-"""Sitemap URLs on disk while a site's sitemaps are read (part of the store stage's seams).
+"""Scratch sets of URLs on disk for one run (part of the store stage's seams).
+
+``LastmodSpool``: sitemap URLs while a site's sitemaps are read.
 
 The crawl queues a pass's sitemap URLs newest ``lastmod`` first over all of a site's sitemaps,
 so it has to see every entry before it queues the first. Held as objects, 100,000 entries took
@@ -7,8 +9,11 @@ spool keeps them in a private temporary SQLite database instead (on disk, delete
 and by the system at once if the process dies: SQLite unlinks it as it opens it) and reads them
 back in order a slice at a time, so the crawl holds one slice and SQLite's small page cache.
 
-It is local scratch space, not state: nothing in it outlives the seeding of one pass, so a
-shared store does not need to replace it.
+``UrlSpool``: URLs counted once each over a run, as the recrawl policy counts the article
+pages it finds not due; a steady run of a 100,000-article site finds most of them so.
+
+Both are local scratch space, not state: nothing in them outlives the run, so a shared store
+does not need to replace them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import StoreError
 
-__all__ = ["LastmodSpool"]
+__all__ = ["LastmodSpool", "UrlSpool"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -85,6 +90,43 @@ class LastmodSpool:
 
     def close(self) -> None:
         """Drop the spool (its file goes with the connection)."""
+        self._conn.close()
+
+
+class UrlSpool:
+    """A set of URLs in a private temporary SQLite database (on disk, gone when closed or when
+    the process dies), for counting each once without holding them. Call ``close`` when done."""
+
+    def __init__(self) -> None:
+        try:
+            self._conn = sqlite3.connect("", isolation_level=None)
+            self._conn.execute("CREATE TABLE urls (url TEXT PRIMARY KEY) WITHOUT ROWID")
+        except sqlite3.Error as exc:
+            raise StoreError(f"a scratch URL set cannot be made: {exc}") from exc
+
+    def add(self, urls: Iterable[str]) -> int:
+        """Add ``urls``; returns how many of them were not in the set yet.
+
+        Raises:
+            StoreError: the set cannot be written (its disk is full, say).
+        """
+        try:
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN")  # one transaction a batch, not one a URL
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO urls (url) VALUES (?)", ((url,) for url in urls)
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return self._conn.total_changes - before
+        except sqlite3.Error as exc:
+            raise StoreError(f"a scratch URL set cannot be written: {exc}") from exc
+
+    def close(self) -> None:
+        """Drop the set (its file goes with the connection)."""
         self._conn.close()
 
 

@@ -290,6 +290,7 @@ def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(
         links = [Target(url=u, site="s") for u in ("http://s.test/waiting/", "http://s.test/new/")]
         first = policy.due(links)
         second = policy.due(links)
+        policy.close()
     assert [t.url for t in first] == [t.url for t in second] == ["http://s.test/new/"]
     lookups = [["http://s.test/waiting/", "http://s.test/new/"], ["http://s.test/new/"]]
     if due_slice == 1:
@@ -357,3 +358,44 @@ def test_no_page_starts_once_stop_is_set_while_304s_are_stored(policy_crawl, mon
     report = run_once(settings, clock=clock, progress=on_page, stop=stop)
     assert report.not_modified >= 1
     assert late == []
+
+
+def test_a_run_remembers_a_bounded_number_of_articles_not_due_and_counts_each_once(
+    tmp_path, monkeypatch
+):
+    """A steady run of a large site finds most of its articles not due: the run remembers only
+    the latest ``_WAITING_CACHE`` of them (one it forgot is looked up again when linked again),
+    and counts each once however often it is found."""
+    monkeypatch.setattr("pipeline.recrawl._WAITING_CACHE", 4)
+    from pipeline.config import CrawlSettings
+    from pipeline.models import Target
+    from pipeline.recrawl import Recrawl
+
+    clock = Clock()
+    urls = [f"http://s.test/a{n}/" for n in range(10)]
+    with Store(tmp_path) as store:
+        with store.transaction():
+            for url in urls:
+                store.recrawl.set_refetch(
+                    url,
+                    interval_s=HOUR,
+                    due_at=clock.now + timedelta(hours=1),
+                    page_hash=None,
+                    checked_at=clock.now - timedelta(hours=1),
+                    changed=False,
+                )
+        clock.advance(minutes=1)
+        policy = Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
+        asked: list[str] = []
+        lookup = store.recrawl.refetch_times
+        store.recrawl.refetch_times = lambda found: asked.extend(found) or lookup(found)
+        links = [Target(url=u, site="s") for u in urls]
+        assert policy.due(links) == []
+        assert asked == urls
+        assert set().union(*policy.waiting()) == set(urls[-4:])
+        asked.clear()
+        assert policy.due(links) == []  # the last four found are remembered, the rest asked for
+        assert asked == urls[:-4]
+        assert policy.skipped() == {"not_due": 10}
+        policy.close()
+        assert policy.skipped() == {"not_due": 10}

@@ -1,4 +1,5 @@
-"""The sitemap spool: entries on disk, read back newest first, a batch kept whole or not at all."""
+"""The scratch spools: sitemap entries on disk, read back newest first, a batch kept whole or not
+at all; URLs on disk, each counted once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.errors import StoreError
-from pipeline.store import LastmodSpool
+from pipeline.store import LastmodSpool, UrlSpool
 
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -66,3 +67,19 @@ def test_a_spool_that_cannot_be_used_says_so_as_a_store_error():
         spool.add([("b", T0)])
     with pytest.raises(StoreError, match="sitemap spool cannot be read"):
         read_all(spool, 10)
+
+
+def test_a_url_set_counts_each_url_once_within_and_across_batches():
+    with closing(UrlSpool()) as seen:
+        assert seen.add(["a", "b", "a"]) == 2
+        assert seen.add(iter(["b", "c"])) == 1
+        assert seen.add([]) == 0
+        assert seen.add(f"u{i}" for i in range(3_000)) == 3_000
+        assert seen.add(["a", "u2999", "c"]) == 0
+
+
+def test_a_url_set_that_cannot_be_used_says_so_as_a_store_error():
+    seen = UrlSpool()
+    seen.close()
+    with pytest.raises(StoreError, match="scratch URL set cannot be written"):
+        seen.add(["a"])
