@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from whoosh import fields
 from whoosh import index as whoosh_index
 from whoosh.writing import OPTIMIZE, SegmentWriter
 
@@ -16,8 +19,29 @@ import index.segment
 from index.codec import Codec, _FieldWriter
 from index.pool import GroupedPostingPool, use_grouped_pool
 from index.schema import build_schema
-from index.segment import Writer
+from index.segment import Writer, _tier_items
 from tests.index.conftest import long_documents, segment_files
+
+_SCHEMA = build_schema()
+
+
+@given(
+    published=st.datetimes(),
+    first_seen=st.datetimes(),
+    comments=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+)
+def test_a_numeric_fields_tiers_are_the_terms_whoosh_indexes(published, first_seen, comments):
+    for name, value in (
+        ("published", published),
+        ("first_seen", first_seen),
+        ("comments", comments),
+    ):
+        field = _SCHEMA[name]
+        assert _tier_items(field, value) == list(field.index(value))
+    plain = fields.NUMERIC(int, bits=32, shift_step=0)  # no tiers: whoosh's code
+    assert _tier_items(plain, comments) is None
+    assert _tier_items(_SCHEMA["comments"], [comments]) is None  # a list: whoosh's code
+    assert _tier_items(_SCHEMA["published"], "2025-05-03") is None
 
 
 def _pooled(kind: type[Any], limit_mb: int) -> Any:
@@ -63,7 +87,10 @@ def test_the_writer_writes_the_segment_whoosh_writes(
     ours, writer = segment_files(tmp_path / "ours", documents, _pooled(Writer, limit_mb))
     # held in memory, the pool hands its postings over a term at a time; spilled, one by one
     assert flushed == ([] if limit_mb == 1 else ["terms"])
-    assert {"title", "summary", "text", "author"} == set(calls)
+    # the text fields, and the numeric ones' tiers (a number prepared once, not once a tier)
+    assert {"title", "summary", "text", "author", "published", "first_seen", "comments"} == set(
+        calls
+    )
     assert calls.count("text") == len(documents) - 2  # not the two with special keys
     calls.clear()
     flushed.clear()
