@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings
+from pipeline.config import CrawlSettings, Settings
 from pipeline.demo import DemoServer, DemoSite
 from pipeline.demo.content import DemoArticle, InlineSpan
-from pipeline.recrawl import full_walk_due, is_due, next_interval
+from pipeline.models import Target
+from pipeline.recrawl import Recrawl, full_walk_due, is_due, next_interval
 from pipeline.run import RunReport, export_records, run_once
 from pipeline.store import SCHEMA_VERSION, Store
 from tests.conftest import crawl_settings
@@ -259,6 +260,24 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path):
         assert store.recrawl.listing_walk("http://site.test/topics/a/") is not None
 
 
+def not_due_policy(store: Store, urls: list[str]) -> Recrawl:
+    """A run's recrawl policy a minute after ``urls`` were checked: fetched an hour before, due
+    an hour after."""
+    clock = Clock()
+    with store.transaction():
+        for url in urls:
+            store.recrawl.set_refetch(
+                url,
+                interval_s=HOUR,
+                due_at=clock.now + timedelta(hours=1),
+                page_hash=None,
+                checked_at=clock.now - timedelta(hours=1),
+                changed=False,
+            )
+    clock.advance(minutes=1)
+    return Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
+
+
 @pytest.mark.parametrize("due_slice", [2000, 1], ids=["one-slice", "a-link-a-slice"])
 def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(
     tmp_path, monkeypatch, due_slice
@@ -267,23 +286,8 @@ def test_an_article_found_not_due_is_not_looked_up_again_in_the_same_run(
     links to it are answered without another lookup, and it is still counted once. The
     schedules are read a slice of links at a time (an author archive links thousands)."""
     monkeypatch.setattr("pipeline.recrawl._DUE_SLICE", due_slice)
-    from pipeline.config import CrawlSettings
-    from pipeline.models import Target
-    from pipeline.recrawl import Recrawl
-
-    clock = Clock()
     with Store(tmp_path) as store:
-        with store.transaction():
-            store.recrawl.set_refetch(
-                "http://s.test/waiting/",
-                interval_s=HOUR,
-                due_at=clock.now + timedelta(hours=1),
-                page_hash=None,
-                checked_at=clock.now - timedelta(hours=1),
-                changed=False,
-            )
-        clock.advance(minutes=1)
-        policy = Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
+        policy = not_due_policy(store, ["http://s.test/waiting/"])
         asked: list[list[str]] = []
         lookup = store.recrawl.refetch_times
         store.recrawl.refetch_times = lambda urls: asked.append(list(urls)) or lookup(urls)
@@ -367,25 +371,9 @@ def test_a_run_remembers_a_bounded_number_of_articles_not_due_and_counts_each_on
     the latest ``_WAITING_CACHE`` of them (one it forgot is looked up again when linked again),
     and counts each once however often it is found."""
     monkeypatch.setattr("pipeline.recrawl._WAITING_CACHE", 4)
-    from pipeline.config import CrawlSettings
-    from pipeline.models import Target
-    from pipeline.recrawl import Recrawl
-
-    clock = Clock()
     urls = [f"http://s.test/a{n}/" for n in range(10)]
     with Store(tmp_path) as store:
-        with store.transaction():
-            for url in urls:
-                store.recrawl.set_refetch(
-                    url,
-                    interval_s=HOUR,
-                    due_at=clock.now + timedelta(hours=1),
-                    page_hash=None,
-                    checked_at=clock.now - timedelta(hours=1),
-                    changed=False,
-                )
-        clock.advance(minutes=1)
-        policy = Recrawl(CrawlSettings(refetch_min="1h"), store.recrawl, canonical=str, clock=clock)
+        policy = not_due_policy(store, urls)
         asked: list[str] = []
         lookup = store.recrawl.refetch_times
         store.recrawl.refetch_times = lambda found: asked.extend(found) or lookup(found)
