@@ -7,9 +7,9 @@ fields analyzed by ``FusedPositions``, ``SegmentWriter.add_document`` here gets 
 postings as one list (``FusedPositions.index_items``) and gives them to the grouped pool in one
 call (``GroupedPostingPool.add_field_postings``). A number or date's tiered terms go the same
 way, the value prepared once (``_tier_items``), where whoosh prepares it again for each tier.
-Every other field, and any document with whoosh's special keys (``_boost``,
-``_stored_<name>``), takes whoosh's own code. The segment
-written is byte for byte the one whoosh writes (``tests/index/test_segment.py`` compares them).
+Every other field, and any document with whoosh's special keys (``_boost``, ``_stored_<name>``),
+takes whoosh's own code. The segment written is byte for byte the one whoosh writes
+(``tests/index/test_segment.py`` compares them).
 
 Flushing, it gives the field writer each term's postings at once (``_FieldWriter.add_terms``)
 when the pool holds them all in memory; a pool that spilled runs takes whoosh's way.

@@ -189,8 +189,8 @@ class Crawler:
                     self.workers.expect(min(queued, self.crawl_settings.max_pages))
                 budget_left = await self._dispatch()
             finally:
+                self.recrawl.close()  # its scratch set: no page is stored after the dispatch
                 await self.workers.close()
-                self.recrawl.close()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(now_utc())
             self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
