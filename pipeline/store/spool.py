@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import StoreError
+from pipeline.store.db import transaction
 
 __all__ = ["LastmodSpool", "UrlSpool"]
 
@@ -38,15 +39,10 @@ class LastmodSpool:
     first. Call ``close`` when done (``contextlib.closing``)."""
 
     def __init__(self) -> None:
-        # An empty file name: a private temporary database on disk (SQLite's own temp directory)
-        try:
-            self._conn = sqlite3.connect("", isolation_level=None)
-            self._conn.execute(
-                "CREATE TABLE entries "
-                "(seq INTEGER PRIMARY KEY, loc TEXT NOT NULL, lastmod_us INTEGER)"
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"the sitemap spool cannot be made: {exc}") from exc
+        self._conn = _scratch_database(
+            "CREATE TABLE entries (seq INTEGER PRIMARY KEY, loc TEXT NOT NULL, lastmod_us INTEGER)",
+            "the sitemap spool",
+        )
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
@@ -62,16 +58,11 @@ class LastmodSpool:
             Whatever iterating ``entries`` raises, after the batch's rows are dropped again.
         """
         try:
-            self._conn.execute("BEGIN")
-            try:
+            with transaction(self._conn):
                 self._conn.executemany(
                     "INSERT INTO entries (loc, lastmod_us) VALUES (?, ?)",
                     ((loc, _micros(lastmod)) for loc, lastmod in entries),
                 )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"the sitemap spool cannot be written: {exc}") from exc
 
@@ -98,11 +89,9 @@ class UrlSpool:
     the process dies), for counting each once without holding them. Call ``close`` when done."""
 
     def __init__(self) -> None:
-        try:
-            self._conn = sqlite3.connect("", isolation_level=None)
-            self._conn.execute("CREATE TABLE urls (url TEXT PRIMARY KEY) WITHOUT ROWID")
-        except sqlite3.Error as exc:
-            raise StoreError(f"a scratch URL set cannot be made: {exc}") from exc
+        self._conn = _scratch_database(
+            "CREATE TABLE urls (url TEXT PRIMARY KEY) WITHOUT ROWID", "a scratch URL set"
+        )
 
     def add(self, urls: Iterable[str]) -> int:
         """Add ``urls``; returns how many of them were not in the set yet.
@@ -112,15 +101,10 @@ class UrlSpool:
         """
         try:
             before = self._conn.total_changes
-            self._conn.execute("BEGIN")  # one transaction a batch, not one a URL
-            try:
+            with transaction(self._conn):  # one transaction a batch, not one a URL
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO urls (url) VALUES (?)", ((url,) for url in urls)
                 )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
             return self._conn.total_changes - before
         except sqlite3.Error as exc:
             raise StoreError(f"a scratch URL set cannot be written: {exc}") from exc
@@ -128,6 +112,17 @@ class UrlSpool:
     def close(self) -> None:
         """Drop the set (its file goes with the connection)."""
         self._conn.close()
+
+
+def _scratch_database(create_table: str, what: str) -> sqlite3.Connection:
+    """A private temporary SQLite database (an empty file name: on disk, in SQLite's own temp
+    directory) with the one table ``create_table`` makes; ``what`` names it in the error."""
+    try:
+        conn = sqlite3.connect("", isolation_level=None)
+        conn.execute(create_table)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what} cannot be made: {exc}") from exc
+    return conn
 
 
 def _micros(when: datetime | None) -> int | None:
