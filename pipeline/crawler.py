@@ -54,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 GONE_STATUSES = (404, 410)
 _QUEUED_EVERY = 0.25  # seconds between counts of the queue for progress
+# A commit of the store's writes (pages, claims, 304s: ``Store.grouped``) at least this often,
+# and after this many blocks of them: a commit a page was 3 % of a 20k-page crawl's CPU.
+_COMMIT_SECONDS = 0.25
+_COMMIT_BLOCKS = 128
 _MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
 _SITEMAP_CHUNK = 2000  # sitemap URLs queued at a time
 _SITEMAP_SPOOL = 1 << 20  # bytes of a sitemap held in memory before it goes to a temporary file
@@ -189,8 +193,11 @@ class Crawler:
                     self.workers.expect(min(queued, self.crawl_settings.max_pages))
                 budget_left = await self._dispatch()
             finally:
-                self.recrawl.close()  # its scratch set: no page is stored after the dispatch
-                await self.workers.close()
+                try:
+                    self.store.commit_group()  # what was stored before an error, too
+                finally:
+                    self.recrawl.close()  # its scratch set: no page is stored after this
+                    await self.workers.close()
         with self.store.transaction():
             self.report.completed_sites = self.frontier.finish_cycles(now_utc())
             self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
@@ -305,6 +312,7 @@ class Crawler:
             if not tasks:
                 if budget <= 0 or not open_sites or self.store.queue.count(open_sites) == 0:
                     break
+                self.store.commit_group()  # not left open while every host waits
                 await asyncio.sleep(
                     min(self.gate.next_ready(), 0.5)
                 )  # every queued host is waiting out its delay
@@ -325,9 +333,12 @@ class Crawler:
                     budget -= self._start_some(tasks, budget)
                     await asyncio.sleep(0)
                 self._store_unmodified()
+            if self.store.group_due(blocks=_COMMIT_BLOCKS, seconds=_COMMIT_SECONDS):
+                self.store.commit_group()
         if tasks:
             await asyncio.gather(*tasks)
         self._store_unmodified()
+        self.store.commit_group()
         return budget > 0
 
     def _start_some(self, tasks: set[asyncio.Task[None]], budget: int) -> int:
@@ -344,7 +355,7 @@ class Crawler:
         room = self.crawl_settings.concurrency + self.gate.ahead
         if len(tasks) >= room or budget <= 0:
             return started
-        with self.store.transaction():
+        with self.store.grouped():
             open_sites = self._open_sites()
             while open_sites and len(tasks) < room and started < budget:
                 limit = min(
@@ -467,7 +478,7 @@ class Crawler:
         self.report.bytes += fetched.size
         page, record = extraction
         links = self.frontier.links_from(target, page)
-        with self.store.transaction():
+        with self.store.grouped():
             plan = self._recrawl_plan(target, page, record, links)
             self._store_record(target, page, record, keep=plan.keep)
             self.frontier.add(plan.links)
@@ -514,7 +525,7 @@ class Crawler:
         if not batch:
             return
         try:
-            with self.store.transaction():
+            with self.store.grouped():
                 self._replay_unmodified(batch)
             return
         except Exception:
@@ -526,7 +537,7 @@ class Crawler:
             self.frontier.forget_recent()  # what the batch queued was rolled back
         for one in batch:
             try:
-                with self.store.transaction():
+                with self.store.grouped():
                     self._replay_unmodified([one])
             except Exception:
                 logger.exception(_UNEXPECTED, one[0].url)

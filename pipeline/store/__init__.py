@@ -17,7 +17,9 @@ read back newest first, and URLs a run counts once.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,6 +38,8 @@ from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_ar
 from pipeline.store.recrawl import ListingWalk, RecrawlTable, RefetchEntry
 from pipeline.store.spool import LastmodSpool, UrlSpool
 from pipeline.store.watches import WatchTable
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ARTICLE_FIELDS",
@@ -80,10 +84,16 @@ class Store:
         self.coverage = CoverageTable(self._conn)
         # Recrawl policy: refetch intervals of article pages, full walks of topic listings.
         self.recrawl = RecrawlTable(self._conn)
+        # the open group transaction (``grouped``): when it began, how many blocks it holds
+        self._group_since: float | None = None
+        self._group_blocks = 0
 
     def close(self) -> None:
-        """Close the connection (checkpointing the WAL)."""
-        self._conn.close()
+        """Close the connection (checkpointing the WAL), committing an open group first."""
+        try:
+            self.commit_group()
+        finally:
+            self._conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -98,12 +108,77 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic transaction."""
+        """Group writes into one atomic transaction; inside an open group (``grouped``), a
+        savepoint of it: atomic on its own, committed with the group."""
         try:
-            with transaction(self._conn):
-                yield
+            if self._group_since is None:
+                with transaction(self._conn):
+                    yield
+            else:
+                with self._savepoint():
+                    yield
         except sqlite3.OperationalError as exc:
             raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Writes that are atomic on their own but may wait for a later commit
+        (``commit_group``), with those of other blocks: a crawl's pages, claims and 304s.
+
+        A COMMIT for every page was 3 % of a 20k-page crawl's CPU. What a crash loses is the
+        group since its last commit: pages it claimed go back to the queue, and those it had
+        claimed before stay in flight, so the next run fetches them again.
+        """
+        if self._group_since is None and not self._conn.in_transaction:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+            self._group_since = time.monotonic()
+        with self.transaction():
+            yield
+        if self._group_since is not None:
+            self._group_blocks += 1
+
+    def group_due(self, *, blocks: int, seconds: float) -> bool:
+        """Whether the open group holds ``blocks`` blocks or began ``seconds`` ago."""
+        since = self._group_since
+        return since is not None and (
+            self._group_blocks >= blocks or time.monotonic() - since >= seconds
+        )
+
+    def commit_group(self) -> None:
+        """Commit the open group transaction, if any."""
+        if self._group_since is None:
+            return
+        self._group_since, self._group_blocks = None, 0
+        if not self._conn.in_transaction:
+            return  # SQLite rolled it back (``_savepoint`` said so)
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        conn = self._conn
+        conn.execute("SAVEPOINT grouped")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO grouped")
+                conn.execute("RELEASE grouped")
+            else:  # an I/O error or a full disk: SQLite rolled the whole group back
+                self._group_since, self._group_blocks = None, 0
+                logger.error(
+                    "the store rolled back its writes since the last commit; "
+                    "their pages are fetched again"
+                )
+            raise
+        conn.execute("RELEASE grouped")
 
     # -- runs --------------------------------------------------------------------------------
     def start_run(self, sites: Sequence[str], now: datetime) -> int:

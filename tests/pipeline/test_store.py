@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 import zlib
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,6 +27,7 @@ from pipeline.store import (
     topic_hash,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
 URL = "http://site.test/2025/11/valproic-acid/"
 TOPIC = "http://site.test/topics/immunomodulation/"
@@ -660,3 +666,64 @@ def test_a_schema_6_store_gets_its_topic_sums_without_a_change(tmp_path):
         with store.transaction():
             page = topic_page(2, TOPIC + "page/2/", urls=(second,))
             assert store.records.save_topic_page(page, [second], T0, 1) == "unchanged"
+
+
+def queued_elsewhere(store: Store) -> set[str]:
+    """The queue's URLs as another connection sees them: what has been committed."""
+    with closing(sqlite3.connect(store.path)) as other:
+        return {url for (url,) in other.execute("SELECT url FROM pages")}
+
+
+def enqueue(store: Store, cycle: int, *urls: str) -> None:
+    store.queue.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], cycle)
+
+
+def test_grouped_writes_are_committed_together_and_a_failed_block_alone_is_undone(store):
+    with store.transaction():
+        cycle = store.queue.begin_cycle("s", T0)
+    with store.grouped():
+        enqueue(store, cycle, "http://site.test/a")
+
+    def fails_half_way() -> None:
+        with store.grouped():
+            enqueue(store, cycle, "http://site.test/broken")
+            raise RuntimeError("a page failed half-way")
+
+    with pytest.raises(RuntimeError):
+        fails_half_way()
+    with store.transaction():  # a plain transaction inside the group: a block of it
+        enqueue(store, cycle, "http://site.test/b")
+    assert queued_elsewhere(store) == set(), "nothing is committed before the group is"
+    assert not store.group_due(blocks=2, seconds=60)
+    with store.grouped():
+        enqueue(store, cycle, "http://site.test/c")
+    assert store.group_due(blocks=2, seconds=60)  # a and c: a failed block does not count
+    store.commit_group()
+    assert queued_elsewhere(store) == {f"http://site.test/{n}" for n in "abc"}
+    assert not store.group_due(blocks=0, seconds=0), "no group is open after the commit"
+
+
+def test_a_process_killed_with_a_group_open_loses_that_group_only(tmp_path):
+    """``os._exit``: no cleanup runs, as under kill -9."""
+    script = f"""
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from pipeline.models import Target
+from pipeline.store import Store
+store = Store(Path({str(tmp_path)!r}))
+with store.transaction():
+    cycle = store.queue.begin_cycle("s", datetime.now(UTC))
+def enqueue(url):
+    store.queue.enqueue([(Target(url=url, site="s"), "site.test")], cycle)
+with store.grouped():
+    enqueue("http://site.test/committed")
+store.commit_group()
+with store.grouped():
+    enqueue("http://site.test/lost")
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, timeout=60)
+    with Store(tmp_path) as store:
+        assert queued_elsewhere(store) == {"http://site.test/committed"}
+        assert store.queue.count(["s"]) == 1
