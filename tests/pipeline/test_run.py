@@ -14,7 +14,7 @@ from pipeline.demo import DemoServer
 from pipeline.export import json_schema
 from pipeline.normalize import word_count
 from pipeline.run import RunReport, export_records, run_once, store_status
-from pipeline.store import Store
+from pipeline.store import SqliteFrontierQueue, Store
 from pipeline.sync import index_dir
 from tests.conftest import crawl_settings
 
@@ -190,3 +190,27 @@ def test_first_run_counts_each_record_once(crawled, demo_site):
         "article_new": len(demo_site.articles),
         "topic_new": len(demo_site.topics),
     }
+
+
+def test_a_page_whose_storing_fails_half_way_is_undone_alone(small_server, tmp_path, monkeypatch):
+    """Pages are committed a group at a time: the failed page's record writes are rolled back
+    (its savepoint), the pages stored beside it in the same group are kept."""
+    victim = small_server.base_url + small_server.site.articles[3].path
+    real_complete = SqliteFrontierQueue.complete
+
+    def complete(self, url, state, **kwargs):
+        if url == victim and state == "done":  # after its record was written
+            raise RuntimeError("the disk hiccupped")
+        return real_complete(self, url, state, **kwargs)
+
+    monkeypatch.setattr(SqliteFrontierQueue, "complete", complete)
+    settings = crawl_settings(tmp_path, small_server.base_url)
+    report = run_once(settings)
+    assert (report.errors, report.failed) == (1, {"error": 1})
+    export_records(settings, tmp_path / "out.jsonl")
+    records = {r["url"]: r for r in _read(tmp_path / "out.jsonl") if r["kind"] == "article"}
+    assert len(records) == len(small_server.site.articles)  # the victim from its cards
+    assert records[victim]["text"] is None, "the failed page's own fields were rolled back"
+    assert all(r["text"] for url, r in records.items() if url != victim)
+    with Store(settings.storage.dir) as store:
+        assert store.queue.page_states([victim])[victim].fetched_at is None
