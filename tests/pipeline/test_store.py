@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import pipeline.store as store_module
 from pipeline.errors import StoreError
 from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
 from pipeline.store import (
@@ -709,8 +710,10 @@ def test_a_process_killed_with_a_group_open_loses_that_group_only(tmp_path):
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+import pipeline.store
 from pipeline.models import Target
 from pipeline.store import Store
+pipeline.store.GROUP_GAP = 0  # a group begins at once after a commit
 store = Store(Path({str(tmp_path)!r}))
 with store.transaction():
     cycle = store.queue.begin_cycle("s", datetime.now(UTC))
@@ -727,3 +730,25 @@ os._exit(0)
     with Store(tmp_path) as store:
         assert queued_elsewhere(store) == {"http://site.test/committed"}
         assert store.queue.count(["s"]) == 1
+
+
+def test_for_a_moment_after_a_group_s_commit_blocks_commit_one_by_one(store, monkeypatch):
+    """So another writer finds the write lock free between them (``GROUP_GAP``)."""
+    now = [1000.0]
+    monkeypatch.setattr(store_module, "monotonic", lambda: now[0])
+    with store.transaction():
+        cycle = store.queue.begin_cycle("s", T0)
+    with store.grouped():
+        enqueue(store, cycle, "http://site.test/a")
+    store.commit_group()
+    now[0] += store_module.GROUP_GAP / 2
+    with store.grouped():
+        enqueue(store, cycle, "http://site.test/b")
+    assert queued_elsewhere(store) == {"http://site.test/a", "http://site.test/b"}
+    assert not store.group_due(blocks=0, seconds=0), "no group was begun"
+    now[0] += store_module.GROUP_GAP
+    with store.grouped():
+        enqueue(store, cycle, "http://site.test/c")
+    assert "http://site.test/c" not in queued_elsewhere(store), "a group began again"
+    store.commit_group()
+    assert "http://site.test/c" in queued_elsewhere(store)
