@@ -2,7 +2,8 @@
 
 The store is the source of truth; the search index and the exports are derived from it. One file,
 WAL mode, ``synchronous=NORMAL``: a crash (even ``kill -9``) loses at most the open transaction,
-and every page's outcome is written in one transaction with the frontier update it causes.
+and every page's outcome is written atomically with the frontier update it causes (a savepoint of
+the crawl's group transaction, ``Store.grouped``, committed a quarter-second at a time).
 """
 
 from __future__ import annotations
