@@ -129,7 +129,7 @@ class Store:
                 with self._savepoint():
                     yield
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+            raise self._write_error(exc) from exc
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -141,15 +141,16 @@ class Store:
         claimed before stay in flight, so the next run fetches them again. For ``GROUP_GAP``
         after a group's commit, blocks commit one by one, letting other writers in.
         """
-        if self._group_since is None and not self._conn.in_transaction:
-            if monotonic() - self._group_ended < GROUP_GAP:
-                with self.transaction():  # a commit of its own (``GROUP_GAP``)
-                    yield
-                return
+        # within the gap no group begins, and ``transaction`` commits the block on its own
+        if (
+            self._group_since is None
+            and not self._conn.in_transaction
+            and monotonic() - self._group_ended >= GROUP_GAP
+        ):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+                raise self._write_error(exc) from exc
             self._group_since = monotonic()
         with self.transaction():
             yield
@@ -167,16 +168,21 @@ class Store:
         """Commit the open group transaction, if any."""
         if self._group_since is None:
             return
-        self._group_since, self._group_blocks = None, 0
-        self._group_ended = monotonic()
+        self._end_group()
         if not self._conn.in_transaction:
-            return  # rolled back already: nothing to commit
+            return  # rolled back already (a write between blocks failed): nothing to commit
         try:
             self._conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise StoreError(f"writing the store {self.path} failed: {exc}") from exc
+            raise self._write_error(exc) from exc
+
+    def _end_group(self) -> None:
+        self._group_since, self._group_blocks, self._group_ended = None, 0, monotonic()
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> StoreError:
+        return StoreError(f"writing the store {self.path} failed: {exc}")
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -189,7 +195,7 @@ class Store:
                 conn.execute("ROLLBACK TO grouped")
                 conn.execute("RELEASE grouped")
             else:  # an I/O error or a full disk: SQLite rolled the whole group back
-                self._group_since, self._group_blocks = None, 0
+                self._end_group()
                 logger.error(
                     "the store rolled back its writes since the last commit; "
                     "their pages are fetched again"
