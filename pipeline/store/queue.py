@@ -20,7 +20,7 @@ from pipeline.models import PageState, SkipLinks, Target, Validators
 from pipeline.store.db import chunked
 
 _CLAIM_SQL = """
-SELECT url, site, depth, topic_url, page_no, etag, last_modified FROM pages
+SELECT url, site, depth, topic_url, page_no, etag, last_modified, fetched_at, kind FROM pages
 WHERE state = 'queued' AND site IN ({sites}) {not_hosts}
 ORDER BY priority, seq LIMIT ?
 """
@@ -35,6 +35,9 @@ class SqliteFrontierQueue:
         self._seq = int(row[0])
         # the validators of claimed pages, read with the claim: asked for once, just after
         self._claimed: dict[str, Validators] = {}
+        # their (fetched_at, kind) as claimed, until completed: a recrawl's 304 asks for its
+        # page's kind, and the page's row does not change in between but by ``complete``
+        self._claimed_states: dict[str, tuple[str | None, str | None]] = {}
 
     # -- cycles ------------------------------------------------------------------------------
     def current_cycle(self, site: str) -> tuple[int, bool] | None:
@@ -114,6 +117,7 @@ class SqliteFrontierQueue:
             Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows
         ]
         self._claimed.update((r[0], Validators(etag=r[5], last_modified=r[6])) for r in rows)
+        self._claimed_states.update((r[0], (r[7], r[8])) for r in rows)
         self._conn.executemany(
             "UPDATE pages SET state = 'in_flight' WHERE url = ?", [(t.url,) for t in targets]
         )
@@ -152,6 +156,7 @@ class SqliteFrontierQueue:
     ) -> None:
         """Record the outcome of one page (``done``, ``failed`` or ``skipped``)."""
         self._claimed.pop(url, None)
+        self._claimed_states.pop(url, None)
         self._conn.execute(
             """
             UPDATE pages SET state = ?, reason = ?,
@@ -187,6 +192,7 @@ class SqliteFrontierQueue:
         rows = []
         for url, fetched_at in pages:
             self._claimed.pop(url, None)
+            self._claimed_states.pop(url, None)
             rows.append((fetched_at.isoformat(), url))
         self._conn.executemany(
             "UPDATE pages SET state = 'done', reason = NULL, fetched_at = ?, http_status = 304 "
@@ -219,16 +225,24 @@ class SqliteFrontierQueue:
 
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]:
         """The state of those of ``urls`` the queue knows, in one query per 500 URLs (a sitemap
-        lists tens of thousands)."""
+        lists tens of thousands); pages claimed and not yet completed as they were claimed,
+        without a query (a recrawl asks for every 304's)."""
         found: dict[str, PageState] = {}
-        for chunk in chunked(urls):
+        rest = []
+        for url in urls:
+            claimed = self._claimed_states.get(url)
+            if claimed is None:
+                rest.append(url)
+            else:
+                found[url] = _page_state(*claimed)
+        for chunk in chunked(rest):
             rows = self._conn.execute(
                 "SELECT url, fetched_at, kind FROM pages "
                 f"WHERE url IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             for url, fetched, kind in rows:
-                found[url] = PageState(datetime.fromisoformat(fetched) if fetched else None, kind)
+                found[url] = _page_state(fetched, kind)
         return found
 
     def known_links_of(
@@ -273,6 +287,10 @@ class SqliteFrontierQueue:
             list(sites),
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _page_state(fetched_at: str | None, kind: str | None) -> PageState:
+    return PageState(datetime.fromisoformat(fetched_at) if fetched_at else None, kind)
 
 
 _TEXT_LINKS = b"L2\t"  # the head of a text-packed blob (JSON blobs start with "[")

@@ -357,6 +357,37 @@ def test_a_claimed_page_s_validators_are_the_stored_ones_and_then_the_new_ones(s
     assert q.validators(URL) == Validators('"v3"', None)
 
 
+def test_claimed_pages_states_are_read_with_the_claim_and_the_new_ones_once_completed(store):
+    from pipeline.models import PageState
+
+    q = store.queue
+    urls = [f"http://site.test/p/{i}/" for i in range(3)]
+    with store.transaction():
+        cycle = q.begin_cycle("s", T0)
+        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], cycle)
+        for url in urls:
+            q.complete(url, "done", fetched_at=T0, http_status=200, kind="article")
+        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], q.begin_cycle("s", T0))
+        assert len(q.claim(["s"], (), 3)) == 3
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        assert q.page_states(urls) == dict.fromkeys(urls, PageState(T0, "article"))
+    finally:
+        store._conn.set_trace_callback(None)
+    assert statements == []  # as claimed: no query
+    later = T0 + timedelta(days=31)
+    with store.transaction():
+        q.complete_not_modified([(urls[0], later)])
+        q.complete(urls[1], "done", fetched_at=later, http_status=200, kind="listing")
+    states = q.page_states([*urls, "http://site.test/never/"])
+    assert states == {
+        urls[0]: PageState(later, "article"),
+        urls[1]: PageState(later, "listing"),
+        urls[2]: PageState(T0, "article"),  # still claimed
+    }
+
+
 def test_pages_completed_as_not_modified_in_one_call_are_as_completed_one_by_one(store):
     from pipeline.models import Validators
 
