@@ -35,8 +35,8 @@ class SqliteFrontierQueue:
         self._seq = int(row[0])
         # the validators of claimed pages, read with the claim: asked for once, just after
         self._claimed: dict[str, Validators] = {}
-        # their (fetched_at, kind) as claimed, until completed: a recrawl's 304 asks for its
-        # page's kind, and the page's row does not change in between but by ``complete``
+        # their (fetched_at, kind) as claimed, for ``page_states`` (a recrawl asks for every
+        # 304's kind): nothing changes a claimed row but its completion, which drops the entry
         self._claimed_states: dict[str, tuple[str | None, str | None]] = {}
 
     # -- cycles ------------------------------------------------------------------------------
