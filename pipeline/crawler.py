@@ -338,8 +338,7 @@ class Crawler:
         if tasks:
             await asyncio.gather(*tasks)
         self._store_unmodified()
-        self.store.commit_group()
-        return budget > 0
+        return budget > 0  # ``crawl`` commits the group
 
     def _start_some(self, tasks: set[asyncio.Task[None]], budget: int) -> int:
         """Claim and start pages while there is room (``crawl.concurrency``, and the pages a

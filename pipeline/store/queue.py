@@ -33,11 +33,10 @@ class SqliteFrontierQueue:
         self._conn = conn
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM pages").fetchone()
         self._seq = int(row[0])
-        # the validators of claimed pages, read with the claim: asked for once, just after
-        self._claimed: dict[str, Validators] = {}
-        # their (fetched_at, kind) as claimed, for ``page_states`` (a recrawl asks for every
-        # 304's kind): nothing changes a claimed row but its completion, which drops the entry
-        self._claimed_states: dict[str, tuple[str | None, str | None]] = {}
+        # claimed pages' validators, fetched_at and kind, read with the claim, for
+        # ``validators`` and ``page_states`` (a recrawl asks for every 304's kind): nothing
+        # changes a claimed row but its completion, which drops the entry
+        self._claimed: dict[str, tuple[Validators, str | None, str | None]] = {}
 
     # -- cycles ------------------------------------------------------------------------------
     def current_cycle(self, site: str) -> tuple[int, bool] | None:
@@ -116,8 +115,9 @@ class SqliteFrontierQueue:
         targets = [
             Target(url=r[0], site=r[1], depth=r[2], topic_url=r[3], page_no=r[4]) for r in rows
         ]
-        self._claimed.update((r[0], Validators(etag=r[5], last_modified=r[6])) for r in rows)
-        self._claimed_states.update((r[0], (r[7], r[8])) for r in rows)
+        self._claimed.update(
+            (r[0], (Validators(etag=r[5], last_modified=r[6]), r[7], r[8])) for r in rows
+        )
         self._conn.executemany(
             "UPDATE pages SET state = 'in_flight' WHERE url = ?", [(t.url,) for t in targets]
         )
@@ -156,7 +156,6 @@ class SqliteFrontierQueue:
     ) -> None:
         """Record the outcome of one page (``done``, ``failed`` or ``skipped``)."""
         self._claimed.pop(url, None)
-        self._claimed_states.pop(url, None)
         self._conn.execute(
             """
             UPDATE pages SET state = ?, reason = ?,
@@ -192,7 +191,6 @@ class SqliteFrontierQueue:
         rows = []
         for url, fetched_at in pages:
             self._claimed.pop(url, None)
-            self._claimed_states.pop(url, None)
             rows.append((fetched_at.isoformat(), url))
         self._conn.executemany(
             "UPDATE pages SET state = 'done', reason = NULL, fetched_at = ?, http_status = 304 "
@@ -202,9 +200,9 @@ class SqliteFrontierQueue:
 
     def validators(self, url: str) -> Validators:
         """The ETag / Last-Modified stored for ``url`` (empty when never fetched)."""
-        claimed = self._claimed.pop(url, None)
+        claimed = self._claimed.get(url)
         if claimed is not None:
-            return claimed
+            return claimed[0]
         row = self._conn.execute(
             "SELECT etag, last_modified FROM pages WHERE url = ?", (url,)
         ).fetchone()
@@ -230,11 +228,11 @@ class SqliteFrontierQueue:
         found: dict[str, PageState] = {}
         rest = []
         for url in urls:
-            claimed = self._claimed_states.get(url)
+            claimed = self._claimed.get(url)
             if claimed is None:
                 rest.append(url)
             else:
-                found[url] = _page_state(*claimed)
+                found[url] = _page_state(claimed[1], claimed[2])
         for chunk in chunked(rest):
             rows = self._conn.execute(
                 "SELECT url, fetched_at, kind FROM pages "
