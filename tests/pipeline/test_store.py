@@ -363,11 +363,10 @@ def test_claimed_pages_states_are_read_with_the_claim_and_the_new_ones_once_comp
     q = store.queue
     urls = [f"http://site.test/p/{i}/" for i in range(3)]
     with store.transaction():
-        cycle = q.begin_cycle("s", T0)
-        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], cycle)
+        enqueue(store, q.begin_cycle("s", T0), *urls)
         for url in urls:
             q.complete(url, "done", fetched_at=T0, http_status=200, kind="article")
-        q.enqueue([(Target(url=u, site="s"), "site.test") for u in urls], q.begin_cycle("s", T0))
+        enqueue(store, q.begin_cycle("s", T0), *urls)
         assert len(q.claim(["s"], (), 3)) == 3
     statements: list[str] = []
     store._conn.set_trace_callback(statements.append)
