@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +26,7 @@ from pipeline.errors import (
     FetchError,
     PageSkipped,
 )
-from pipeline.fetch import fetch_page, fetch_robots, fetch_sitemap, make_client
+from pipeline.fetch import fetch_page, fetch_robots, make_client
 from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import (
     UNKNOWN_PAGE,
@@ -38,14 +36,13 @@ from pipeline.models import (
     Extracted,
     Fetched,
     ListingPage,
-    PageState,
     Target,
     TopicPageRecord,
 )
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.recrawl import ListingPlan, Recrawl
-from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
-from pipeline.store import LastmodSpool, Store
+from pipeline.seeding import SitemapSeeder
+from pipeline.store import Store
 from pipeline.workers import PageWorkers, extract_here, worker_count
 
 __all__ = ["Crawler", "Progress", "RunReport", "now_utc"]
@@ -58,9 +55,6 @@ _QUEUED_EVERY = 0.25  # seconds between counts of the queue for progress
 # and after this many blocks of them: a commit a page was 3 % of a 20k-page crawl's CPU.
 _COMMIT_SECONDS = 0.25
 _COMMIT_BLOCKS = 128
-_MAX_SITEMAPS = 50  # sitemap files read per site and pass (indexes included)
-_SITEMAP_CHUNK = 2000  # sitemap URLs queued at a time
-_SITEMAP_SPOOL = 1 << 20  # bytes of a sitemap held in memory before it goes to a temporary file
 #: 304s stored in one transaction at most, and the seconds one waits at most to be stored. An
 #: unchanged page is about ten statements and a commit alone; a recrawl is all 304s.
 _UNMODIFIED_BATCH = 64
@@ -187,8 +181,9 @@ class Crawler:
                 known = sum(self.store.queue.requests_by_state(list(self.sites)).values())
                 self.workers.expect(min(known, self.crawl_settings.max_pages))
                 if self.crawl_settings.use_sitemaps:
+                    seeder = self._seeder()
                     for name in (n for n, resumed in started.items() if not resumed):
-                        await self._seed_from_sitemaps(self.sites[name])
+                        await seeder.seed(self.sites[name])
                     queued = self.store.queue.count(list(self.sites))
                     self.workers.expect(min(queued, self.crawl_settings.max_pages))
                 budget_left = await self._dispatch()
@@ -203,100 +198,22 @@ class Crawler:
             self.recrawl.cycles_finished(self.frontier.cycles, self.report.completed_sites)
         self._fill_report(budget_left)
 
+    def _seeder(self) -> SitemapSeeder:
+        return SitemapSeeder(
+            store=self.store,
+            frontier=self.frontier,
+            recrawl=self.recrawl,
+            robots=self.robots,
+            gate=self.gate,
+            client=self.client,
+            settings=self.crawl_settings,
+            requests=self.requests,
+            skipped=self.skipped,
+        )
+
     async def _fetch_robots(self, url: str) -> Any:
         self.requests[self.frontier.host(url)] += 1
         return await fetch_robots(self.client, url, settings=self.crawl_settings)
-
-    async def _seed_from_sitemaps(self, site: SiteConfig) -> None:
-        """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy
-        unless the recrawl schedule says they are due (comments change without a new lastmod)."""
-        # Newest first over all the site's sitemaps, read back from disk a slice at a time: the
-        # entries of 100,000 URLs took 24.5 MB held, and their targets, page states and queue
-        # rows ~50 MB more when they were handled at once.
-        with closing(LastmodSpool()) as spool:
-            await self._read_sitemaps(site, spool)
-            queued = skipped = 0
-            with self.store.transaction():
-                for chunk in spool.newest_first(_SITEMAP_CHUNK):
-                    entries = [SitemapEntry(loc, lastmod) for loc, lastmod in chunk]
-                    fresh, unchanged = self._seed_chunk(site, entries)
-                    queued, skipped = queued + fresh, skipped + unchanged
-        logger.info(
-            "%s: %s sitemap URLs queued, %s unchanged since last fetched",
-            site.name,
-            queued,
-            skipped,
-        )
-
-    def _seed_chunk(self, site: SiteConfig, entries: list[SitemapEntry]) -> tuple[int, int]:
-        """Queue a slice of the sitemap; return (queued to fetch, skipped as unchanged)."""
-        # The store is asked per slice, not per URL.
-        fresh, unchanged, states = self.frontier.sitemap_targets(site.name, entries)
-        articles = [t for t in unchanged if states.get(t.url, UNKNOWN_PAGE).kind == "article"]
-        due_urls = self.recrawl.due_urls([t.url for t in articles])
-        due = [t for t in articles if t.url in due_urls]
-        unchanged = [t for t in unchanged if t.url not in due_urls]
-        self.frontier.add([*fresh, *due])
-        self.frontier.add(unchanged)
-        self._skip_unchanged(unchanged, states)
-        return len(fresh), len(unchanged)
-
-    async def _read_sitemaps(self, site: SiteConfig, spool: LastmodSpool) -> None:
-        """Spool the page entries of the sitemaps robots.txt lists (indexes followed, in scope
-        only)."""
-        pending = await self.robots.sitemaps(site.start_urls[0])
-        seen: set[str] = set()
-        while pending and len(seen) < _MAX_SITEMAPS:
-            url = pending.pop(0)
-            if url in seen or out_of_scope_reason(url, site) is not None:
-                continue
-            seen.add(url)
-            sitemap = await self._fetch_sitemap(url, spool)
-            if sitemap.is_index:
-                pending.extend(e.loc for e in sitemap.entries)
-
-    async def _fetch_sitemap(self, url: str, spool: LastmodSpool) -> Sitemap:
-        """One sitemap, fetched through the host's gate: an index, or an empty one when it
-        fails or is a ``<urlset>`` (its entries go to ``spool``)."""
-        host = self.frontier.host(url)
-        await asyncio.sleep(min(self.gate.ready_in(host), self.crawl_settings.deadline))
-        self.gate.started(host)
-        self.requests[host] += 1
-        # spooled to disk past 1 MB: a 100,000-URL sitemap is 15 MB of XML
-        with tempfile.SpooledTemporaryFile(max_size=_SITEMAP_SPOOL) as body:
-            try:
-                await fetch_sitemap(self.client, url, settings=self.crawl_settings, into=body)
-            except FetchError as exc:
-                logger.warning("%s", exc)
-                return Sitemap(False, ())
-            finally:
-                self.gate.finished(host)
-            body.seek(0)
-            return parse_sitemap(
-                body,
-                max_bytes=self.crawl_settings.sitemap_max_bytes,
-                url=url,
-                into=lambda entries: spool.add((e.loc, e.lastmod) for e in entries),
-            )
-
-    def _skip_unchanged(self, targets: list[Target], states: dict[str, PageState]) -> None:
-        """Not refetched: the sitemap says these have not changed since we fetched them."""
-        if not targets:
-            return
-        now = now_utc()
-        self.store.records.touch_articles(
-            (t.url, now) for t in targets if states.get(t.url, UNKNOWN_PAGE).kind == "article"
-        )
-        # an unchanged page only leads to what we have never fetched: pages we know are left to
-        # the sitemap, the listings and the recrawl schedule
-        known = self.store.queue.known_links_of([t.url for t in targets])
-        fetched = self.store.queue.page_states(list(known))
-        self.frontier.add(
-            [t for url, t in known.items() if fetched.get(url, UNKNOWN_PAGE).fetched_at is None]
-        )
-        for target in targets:
-            self.store.queue.complete(target.url, "skipped", reason="sitemap_unchanged")
-        self.skipped["sitemap_unchanged"] += len(targets)
 
     async def _dispatch(self) -> bool:
         """Run pages until the queue is empty, the page budget is used, or stop is set."""

@@ -429,13 +429,9 @@ class Frontier:
 
     def sitemap_targets(
         self, site_name: str, entries: Iterable[SitemapEntry]
-    ) -> tuple[list[Target], list[Target], dict[str, PageState]]:
-        """Sitemap URLs in scope as depth-1 targets, newest ``lastmod`` first, split into
-        (to fetch, unchanged since we last fetched them).
-
-        Listings are never "unchanged": they are where new posts and fresh comment counts show
-        up, and a conditional GET makes an unchanged one cheap anyway.
-        """
+    ) -> list[tuple[Target, datetime | None]]:
+        """Sitemap URLs in scope as depth-1 targets with their ``lastmod``, each canonical URL
+        once, newest first; those out of scope, too deep or traps are counted in ``dropped``."""
         found: dict[str, Target] = {}
         lastmods: dict[str, datetime | None] = {}
         urls: list[str] = []
@@ -448,11 +444,25 @@ class Frontier:
             lastmods[url] = entry.lastmod
             urls.append(url)
         self._consider_each(zip(urls, repeat(1)), self.sites[site_name], 1, found)
+        return sorted(
+            ((target, lastmods.get(url)) for url, target in found.items()),
+            key=lambda pair: newest_first(pair[1]),
+        )
+
+    def split_unchanged(
+        self, targets: Sequence[tuple[Target, datetime | None]]
+    ) -> tuple[list[Target], list[Target], dict[str, PageState]]:
+        """Sitemap targets with their ``lastmod`` (``sitemap_targets``) split, in their order,
+        into (to fetch, unchanged since we last fetched them), with the pages' states.
+
+        Listings are never "unchanged": they are where new posts and fresh comment counts show
+        up, and a conditional GET makes an unchanged one cheap anyway.
+        """
         fresh: list[Target] = []
         unchanged: list[Target] = []
-        states = self.queue.page_states(list(found))
-        for target in sorted(found.values(), key=lambda t: newest_first(lastmods.get(t.url))):
-            state, lastmod = states.get(target.url, UNKNOWN_PAGE), lastmods.get(target.url)
+        states = self.queue.page_states([target.url for target, _ in targets])
+        for target, lastmod in targets:
+            state = states.get(target.url, UNKNOWN_PAGE)
             fetched = state.fetched_at
             # no lastmod says nothing: a page we have is left to the recrawl schedule
             unseen = fetched is None or (lastmod is not None and lastmod > fetched)

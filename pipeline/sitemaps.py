@@ -41,10 +41,15 @@ class SitemapEntry:
 
 @dataclass(frozen=True, slots=True)
 class Sitemap:
-    """A parsed sitemap: page entries, or (``is_index``) entries that are more sitemaps."""
+    """A parsed sitemap: page entries, or (``is_index``) entries that are more sitemaps;
+    ``usable`` False when it was not read (too large, not a sitemap, broken XML)."""
 
     is_index: bool
     entries: tuple[SitemapEntry, ...]
+    usable: bool = True
+
+
+_UNUSABLE = Sitemap(False, (), usable=False)
 
 
 def parse_sitemap(
@@ -65,7 +70,7 @@ def parse_sitemap(
             turns out to be unusable halfway through. An index's entries are returned as ever.
 
     Returns:
-        The sitemap; an empty one when it is too large or not a sitemap.
+        The sitemap; an empty one, not ``usable``, when it is too large or not a sitemap.
     """
     file = io.BytesIO(data) if isinstance(data, bytes) else data
     start = file.tell()
@@ -75,7 +80,7 @@ def parse_sitemap(
     try:
         kind = _local(next(elements))
         if kind not in ("urlset", "sitemapindex"):
-            return Sitemap(False, ())
+            return _UNUSABLE
         stream = (e for e in map(_entry, elements) if e is not None)
         if into is not None and kind == "urlset":
             into(stream)
@@ -83,10 +88,10 @@ def parse_sitemap(
         entries = tuple(stream)
     except _TooLarge:
         logger.warning("sitemap %s is over crawl.sitemap_max_bytes unzipped: ignored", url)
-        return Sitemap(False, ())
+        return _UNUSABLE
     except (ParseError, DefusedXmlException, ValueError, StopIteration, zlib.error) as exc:
         logger.warning("sitemap %s is not usable XML (%s): ignored", url, exc)
-        return Sitemap(False, ())
+        return _UNUSABLE
     finally:
         elements.close()
     return Sitemap(kind == "sitemapindex", entries)

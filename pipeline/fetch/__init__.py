@@ -146,24 +146,46 @@ async def fetch_robots(
 
 
 async def fetch_sitemap(
-    client: httpx2.AsyncClient, url: str, *, settings: CrawlSettings, into: IO[bytes]
-) -> None:
+    client: httpx2.AsyncClient,
+    url: str,
+    *,
+    settings: CrawlSettings,
+    into: IO[bytes],
+    validators: Validators | None = None,
+) -> Validators | None:
     """GET a sitemap's bytes (redirects followed, capped at ``crawl.sitemap_max_bytes``) into a
     file as they arrive: a large sitemap is never held whole.
 
+    Args:
+        client: from ``make_client``.
+        url: the sitemap.
+        settings: the crawl settings (deadline, ``sitemap_max_bytes``).
+        into: where the body goes.
+        validators: ETag / Last-Modified of the copy read last time, for a conditional GET.
+
+    Returns:
+        The response's validators (for the next conditional GET); None when the server said the
+        sitemap is unchanged (304 to a conditional GET: nothing is written).
+
     Raises:
-        FetchError: unreachable, a timeout, a non-200 status, or too large.
+        FetchError: unreachable, a timeout, another status than 200 (or 304), or too large.
     """
     try:
         async with (
             asyncio.timeout(settings.deadline),
-            client.stream("GET", url, follow_redirects=True) as response,
+            client.stream(
+                "GET", url, headers=_conditional_headers(validators), follow_redirects=True
+            ) as response,
         ):
+            if response.status_code == 304 and validators is not None:
+                await _drain(response)
+                return None
             if response.status_code != 200:
                 raise _bad_status(response, url)
             cap = settings.sitemap_max_bytes
             async for chunk in _capped_chunks(response, url, cap, "crawl.sitemap_max_bytes"):
                 into.write(chunk)
+            return _validators(response)
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise FetchError(f"sitemap {url} could not be fetched: {exc!r}", url=url) from exc
 
@@ -324,13 +346,18 @@ def _conditional_headers(validators: Validators | None) -> dict[str, str]:
     return headers
 
 
+def _validators(response: httpx2.Response) -> Validators:
+    """What a later conditional GET of the same URL sends back."""
+    return Validators(
+        etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
+    )
+
+
 async def _read(
     response: httpx2.Response, target: Target, url: str, *, settings: CrawlSettings, started: float
 ) -> Fetched:
     now = datetime.now(UTC)
-    validators = Validators(
-        etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
-    )
+    validators = _validators(response)
     if response.status_code == 304:
         await _drain(response)
         return Fetched(

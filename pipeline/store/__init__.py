@@ -8,7 +8,8 @@ stages. This package is the only importer of ``sqlite3``; ``Store`` bundles one 
 - run history and the index watermark (the last change ``seq`` the search index has applied);
 - ``history`` (field changes of articles), ``jobs`` (scheduled jobs' last/next runs),
   ``watches`` (saved searches and their matches), ``coverage`` (field presence per run);
-- ``recrawl``: the recrawl policy's state (article refetch schedule, topic full walks).
+- ``recrawl``: the recrawl policy's state (article refetch schedule, topic full walks);
+- ``sitemaps``: each site's last complete reading of its sitemaps (files and accepted URLs).
 
 ``LastmodSpool`` and ``UrlSpool`` are scratch space beside it: a pass's sitemap URLs on disk,
 read back newest first, and URLs a run counts once.
@@ -36,6 +37,7 @@ from pipeline.store.lock import DirectoryLock
 from pipeline.store.queue import SqliteFrontierQueue
 from pipeline.store.records import ARTICLE_FIELDS, Change, RecordTable, merge_article, record_id
 from pipeline.store.recrawl import ListingWalk, RecrawlTable, RefetchEntry
+from pipeline.store.sitemaps import SitemapFile, SitemapTable
 from pipeline.store.spool import LastmodSpool, UrlSpool
 from pipeline.store.watches import WatchTable
 
@@ -63,6 +65,8 @@ __all__ = [
     "RecordTable",
     "RecrawlTable",
     "RefetchEntry",
+    "SitemapFile",
+    "SitemapTable",
     "SqliteFrontierQueue",
     "Store",
     "UrlSpool",
@@ -94,6 +98,8 @@ class Store:
         self.coverage = CoverageTable(self._conn)
         # Recrawl policy: refetch intervals of article pages, full walks of topic listings.
         self.recrawl = RecrawlTable(self._conn)
+        # Sitemaps: what a pass whose sitemaps all answer 304 queues without reading them.
+        self.sitemaps = SitemapTable(self._conn)
         # the open group transaction (``grouped``): when it began, how many blocks it holds
         self._group_since: float | None = None
         self._group_blocks = 0

@@ -12,12 +12,13 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.errors import StoreError
 from pipeline.store import topic_hash
 
-SCHEMA_VERSION = 7  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 8  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
@@ -25,6 +26,8 @@ SCHEMA_VERSION = 7  # 2: history, schedule_jobs, watches, watch_hits, coverage (
 # 6: an article's last_seen_at lives in article_seen, no longer in articles (``_MOVED_OUT``).
 # 7: topics.pages_sum, and topic hashes taken over it (``pipeline.store.topic_hash``); an older
 #    store's topics are summed and hashed again as it is opened (``_sum_topic_pages``).
+# 8: sitemap_files, sitemap_urls (a site's last complete reading of its sitemaps). Nothing to
+#    migrate: a store without one reads the sitemaps in full at its next pass.
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -198,6 +201,28 @@ CREATE TABLE IF NOT EXISTS listing_walks (
     full_walk_started TEXT,
     last_full_walk_at TEXT                -- start of the last complete full walk
 );
+-- Sitemaps (schema 8) -----------------------------------------------------------------------
+-- A site's last complete reading of its sitemaps: each file, in the order read, with what a
+-- conditional GET of it sends back; and the URLs the reading accepted (canonical, in scope),
+-- newest lastmod first. When every file answers 304, a pass queues those URLs again.
+CREATE TABLE IF NOT EXISTS sitemap_files (
+    site          TEXT NOT NULL,
+    position      INTEGER NOT NULL,       -- the order the reading fetched the files in
+    url           TEXT NOT NULL,
+    parent        TEXT,                   -- the index that listed it (NULL: robots.txt did)
+    etag          TEXT,
+    last_modified TEXT,
+    rules         TEXT NOT NULL,          -- what the URLs were judged under (pipeline/seeding.py)
+    read_at       TEXT NOT NULL,
+    PRIMARY KEY (site, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sitemap_urls (
+    site       TEXT NOT NULL,
+    position   INTEGER NOT NULL,          -- newest lastmod first
+    url        TEXT NOT NULL,
+    lastmod_us INTEGER,                   -- microseconds since the epoch (UTC), if stated
+    PRIMARY KEY (site, position)
+) WITHOUT ROWID;
 """
 
 
@@ -334,3 +359,17 @@ def chunked(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
     """``values`` in slices small enough to bind in one ``IN (...)`` (SQLite's parameter limit)."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(when: datetime | None) -> int | None:
+    """Whole microseconds since the epoch: exact, unlike a float timestamp."""
+    return None if when is None else (when - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int | None) -> datetime | None:
+    """An aware UTC time from ``to_micros``."""
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from pipeline.errors import StoreError
-from pipeline.store.db import transaction
+from pipeline.store.db import from_micros, to_micros, transaction
 
 __all__ = ["LastmodSpool", "UrlSpool"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 # Newest first, unknown lastmod last, and in the order added among equals (a stable sort).
 _READ_SQL = "SELECT loc, lastmod_us FROM entries ORDER BY lastmod_us IS NULL, lastmod_us DESC, seq"
@@ -61,7 +58,7 @@ class LastmodSpool:
             with transaction(self._conn):
                 self._conn.executemany(
                     "INSERT INTO entries (loc, lastmod_us) VALUES (?, ?)",
-                    ((loc, _micros(lastmod)) for loc, lastmod in entries),
+                    ((loc, to_micros(lastmod)) for loc, lastmod in entries),
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"the sitemap spool cannot be written: {exc}") from exc
@@ -75,7 +72,7 @@ class LastmodSpool:
         try:
             cursor = self._conn.execute(_READ_SQL)
             while rows := cursor.fetchmany(size):
-                yield [(loc, _when(micros)) for loc, micros in rows]
+                yield [(loc, from_micros(micros)) for loc, micros in rows]
         except sqlite3.Error as exc:
             raise StoreError(f"the sitemap spool cannot be read: {exc}") from exc
 
@@ -123,12 +120,3 @@ def _scratch_database(create_table: str, what: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{what} cannot be made: {exc}") from exc
     return conn
-
-
-def _micros(when: datetime | None) -> int | None:
-    """Whole microseconds since the epoch: exact, unlike a float timestamp."""
-    return None if when is None else (when - _EPOCH) // _MICROSECOND
-
-
-def _when(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)

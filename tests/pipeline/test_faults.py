@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import itertools
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import index as search_index
+import pipeline.seeding as seeding
 import pipeline.workers as workers_module
 from pipeline.config import Settings, load_settings
 from pipeline.politeness import HostGate
@@ -580,7 +584,7 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(
     tmp_path, monkeypatch, spool
 ):
     if spool is not None:  # each sitemap goes to a temporary file past 64 bytes
-        monkeypatch.setattr("pipeline.crawler._SITEMAP_SPOOL", spool)
+        monkeypatch.setattr("pipeline.seeding._SITEMAP_SPOOL", spool)
     lastmod = {"/s/old": "2020-01-01", "/s/new": "2020-01-01T00:00:00Z"}
 
     index = (
@@ -613,7 +617,7 @@ def test_sitemap_index_and_gzipped_sitemap_with_lastmod_skip_on_recrawl(
 
 
 def test_a_sitemap_queued_a_slice_at_a_time_is_still_fetched_newest_first(tmp_path, monkeypatch):
-    monkeypatch.setattr("pipeline.crawler._SITEMAP_CHUNK", 3)
+    monkeypatch.setattr("pipeline.seeding._SITEMAP_CHUNK", 3)
     days = {"/s/a": 3, "/s/b": 7, "/s/c": None, "/s/d": 1, "/s/e": 5, "/s/f": 2, "/s/g": 6}
     entries = [(p, f"2020-01-{d:02d}" if d else None) for p, d in [*days.items(), ("/s/b", 7)]]
     routes = {
@@ -637,7 +641,7 @@ def test_a_sitemap_queued_a_slice_at_a_time_is_still_fetched_newest_first(tmp_pa
 def test_sitemaps_of_an_index_are_queued_newest_first_over_all_and_a_broken_one_adds_nothing(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("pipeline.crawler._SITEMAP_CHUNK", 2)  # the order is the spool's
+    monkeypatch.setattr("pipeline.seeding._SITEMAP_CHUNK", 2)  # the order is the spool's
     first = [("/s/a", "2020-01-03"), ("/s/b", "2020-01-09"), ("/s/c", None)]
     second = [("/s/d", "2020-01-05"), ("/s/e", "2020-01-11")]
     names = ("1.xml", "2.xml", "3.xml")
@@ -726,6 +730,183 @@ def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetch
     assert second.skipped == {"sitemap_unchanged": 2}
     assert [h.path for h in server.requests() if h.path.startswith("/s/")] == ["/s/target"]
     assert second.pages_fetched == 2  # "/" (it sends no validators) and /s/target
+
+
+class _Conditional:
+    """Sitemap routes that send an ETag (of their body) and answer a matching If-None-Match with
+    304, as a static server does; ``answers`` logs ``(path, status)`` of every reply."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, int]] = []
+
+    def __call__(self, route: Any) -> Any:
+        def send(hit: Hit, reply: Reply) -> None:
+            route(hit, _Tagged(hit, reply, self.answers))
+
+        return send
+
+    def statuses(self, path: str) -> list[int]:
+        return [status for answered, status in self.answers if answered == path]
+
+
+class _Tagged:
+    def __init__(self, hit: Hit, reply: Reply, answers: list[tuple[str, int]]) -> None:
+        self._hit, self._reply, self._answers = hit, reply, answers
+
+    def send(self, status: int, body: bytes, **headers: str) -> None:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if status == 200 and self._hit.headers.get("if-none-match") == etag:
+            status, body = 304, b""
+        self._answers.append((self._hit.path, status))
+        self._reply.send(status, body, etag=etag, **headers)
+
+
+def _parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs of the sitemaps parsed from now on."""
+    parsed: list[str] = []
+    real = seeding.parse_sitemap
+
+    def counted(data: Any, **kwargs: Any) -> Any:
+        parsed.append(kwargs["url"])
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(seeding, "parse_sitemap", counted)
+    return parsed
+
+
+def test_unchanged_sitemaps_answer_304_and_their_urls_are_queued_as_last_read(
+    tmp_path, monkeypatch
+):
+    """The second pass sends the sitemap's ETag back, parses nothing, and leaves out the same
+    unchanged articles a reading in full does (the first pass's store, copied, is the control);
+    the third, two hours on with every article due, queues them all from the kept reading."""
+    tagged = _Conditional()
+    entries = [("/s/a", "2020-01-03"), ("/s/b", "2020-01-05"), ("/s/c", None)]
+    entries.append(("http://elsewhere.example/s/x", "2020-01-09"))  # out of scope: not kept
+    routes = {
+        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/pages.xml": tagged(urlset(entries)),
+        "/": links_page(),
+        "/s/*": post,
+    }
+    with FaultServer(routes) as server:
+        first = crawl(tmp_path, server, refetch_min="1h")
+        control = tmp_path / "control"
+        shutil.copytree(tmp_path / "data", control / "data")
+        parsed = _parses(monkeypatch)
+        server.hits.clear()
+        second = crawl(tmp_path, server, refetch_min="1h")
+        assert [h.path for h in server.requests() if h.path.startswith("/s/")] == []
+        server.hits.clear()
+        later = datetime.now(UTC) + timedelta(hours=2)  # every article due again
+        serial = settings_for(
+            tmp_path, server, [server.url("/")], concurrency=1, per_host_concurrency=1
+        )
+        third = run_once(serial, clock=lambda: later)
+        fetched = [h.path for h in server.requests() if h.path.startswith("/s/")]
+        assert parsed == []
+        read_again = crawl(control, server, refetch_min="1h", use_sitemaps=True)
+    assert first.pages_fetched == 4
+    assert tagged.statuses("/pages.xml") == [200, 304, 304, 304]
+    assert second.skipped == read_again.skipped == {"sitemap_unchanged": 3}
+    assert second.links_dropped == {}  # not judged again: nothing counted
+    assert third.skipped == {}
+    assert fetched == ["/s/b", "/s/a", "/s/c"]  # newest lastmod first, as read
+
+
+def test_a_changed_sitemap_of_an_index_is_read_as_it_came_and_the_others_again(
+    tmp_path, monkeypatch
+):
+    """Checking the kept reading stops at the first file that changed: its body is used as
+    it came (one request), those before it are read again in full, and the next pass keeps
+    the new reading."""
+    tagged = _Conditional()
+    one = [("/s/a", "2020-01-03")]
+    two = [("/s/b", "2020-01-05")]
+    names = ("1.xml", "2.xml")
+    index = "".join(f"<sitemap><loc>{{base}}/{name}</loc></sitemap>" for name in names)
+    routes = {
+        "/robots.txt": sitemap_robots("/index.xml"),
+        "/index.xml": tagged(
+            lambda hit, reply: reply.send(
+                200,
+                f"<sitemapindex>{index}</sitemapindex>".format(base=server.url("")).encode(),
+                content_type="text/xml",
+            )
+        ),
+        "/1.xml": tagged(urlset(one)),
+        "/2.xml": tagged(urlset(two)),
+        "/": links_page(),
+        "/s/*": post,
+    }
+    with FaultServer(routes) as server:
+        crawl(tmp_path, server, refetch_min="1h")
+        two.append(("/s/new", "2020-02-01"))
+        server.hits.clear()
+        second = crawl(tmp_path, server, refetch_min="1h")
+        sitemaps = [h.path for h in server.requests() if h.path.endswith(".xml")]
+        fetched = [h.path for h in server.requests() if h.path.startswith("/s/")]
+        parsed = _parses(monkeypatch)
+        third = crawl(tmp_path, server, refetch_min="1h")
+    assert sitemaps == ["/index.xml", "/1.xml", "/2.xml", "/index.xml", "/1.xml"]
+    assert tagged.answers[3:8] == [
+        ("/index.xml", 304),
+        ("/1.xml", 304),
+        ("/2.xml", 200),
+        ("/index.xml", 200),
+        ("/1.xml", 200),
+    ]
+    assert fetched == ["/s/new"]
+    assert second.skipped == {"sitemap_unchanged": 2}
+    assert (third.skipped, parsed) == ({"sitemap_unchanged": 3}, [])
+    assert tagged.answers[8:] == [("/index.xml", 304), ("/1.xml", 304), ("/2.xml", 304)]
+
+
+def test_a_kept_reading_is_dropped_when_the_rules_change_or_a_sitemap_fails(tmp_path, caplog):
+    """An ``exclude`` added to the site: the sitemap is read and judged in full (no
+    If-None-Match sent), the excluded page left out. A sitemap that fails: logged, its URLs
+    not queued, and the pass after reads it in full."""
+    tagged = _Conditional()
+    failing = [False]
+    listed = tagged(urlset([("/s/a", "2020-01-03"), ("/s/b", "2020-01-05")]))
+
+    def pages(hit: Hit, reply: Reply) -> None:
+        if failing[0]:
+            reply.send(500, b"down")
+        else:
+            listed(hit, reply)
+
+    routes = {
+        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/pages.xml": pages,
+        "/": links_page(),
+        "/s/*": post,
+    }
+    with FaultServer(routes) as server:
+        settings = settings_for(tmp_path, server, [server.url("/")], refetch_min="0s")
+        run_once(settings)
+        site = {**settings.sites[0].model_dump(), "exclude": ["/s/a"]}
+        excluding = settings.model_validate({**settings.model_dump(), "sites": [site]})
+        server.hits.clear()
+        run_once(excluding)
+        conditional = [h.headers.get("if-none-match") for h in server.requests("/pages.xml")]
+        fetched = sorted(h.path for h in server.requests() if h.path.startswith("/s/"))
+        failing[0] = True
+        server.hits.clear()
+        failed = run_once(excluding)
+        asked = len(server.requests("/pages.xml"))
+        failing[0] = False
+        server.hits.clear()
+        run_once(excluding)
+        after = [h.headers.get("if-none-match") for h in server.requests("/pages.xml")]
+    assert (conditional, fetched) == ([None], ["/s/b"])
+    assert (failed.pages_fetched, asked) == (1, 1)  # "/" only; the failing sitemap asked once
+    assert any(
+        r.getMessage().startswith("HTTP 500 from") and r.getMessage().endswith("/pages.xml")
+        for r in caplog.records
+    )
+    assert after == [None]  # read in full: the failed pass kept no reading
+    assert tagged.statuses("/pages.xml") == [200, 200, 200]
 
 
 # -- retries and canonical URLs ----------------------------------------------------------------

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 
 import pipeline.store as store_module
 from pipeline.errors import StoreError
-from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord
+from pipeline.models import ArticleRecord, CardRecord, Target, TopicPageRecord, Validators
 from pipeline.store import (
     ARTICLE_FIELDS,
     SCHEMA_VERSION,
     DirectoryLock,
+    SitemapFile,
     Store,
     record_id,
     topic_hash,
@@ -782,3 +783,28 @@ def test_for_a_moment_after_a_group_s_commit_blocks_commit_one_by_one(store, mon
     assert "http://site.test/c" not in queued_elsewhere(store), "a group began again"
     store.commit_group()
     assert "http://site.test/c" in queued_elsewhere(store)
+
+
+def test_a_sitemap_reading_is_kept_whole_and_only_under_the_rules_it_was_judged_by(store):
+    """Files come back in the order read, URLs newest first a slice at a time with their
+    lastmods exact; other rules, or a site whose reading was forgotten, get nothing."""
+    files = [
+        SitemapFile("http://s.test/index.xml", None, Validators(etag='"i"')),
+        SitemapFile("http://s.test/1.xml", "http://s.test/index.xml", Validators(None, "Mon")),
+    ]
+    lastmod = datetime(2020, 1, 3, 4, 5, 6, 789, tzinfo=UTC)
+    urls = [(f"http://s.test/p/{i}", lastmod if i % 2 else None) for i in range(5)]
+    with store.transaction():
+        store.sitemaps.forget("s")
+        store.sitemaps.add_urls("s", urls[:3])
+        store.sitemaps.add_urls("s", urls[3:])  # appended after the first slice
+        store.sitemaps.save_files("s", "rules-1", files, T0)
+        store.sitemaps.add_urls("other", urls[:1])
+    assert store.sitemaps.files("s", "rules-1") == files
+    assert store.sitemaps.files("s", "rules-2") == []
+    assert list(store.sitemaps.urls("s", 2)) == [urls[0:2], urls[2:4], urls[4:5]]
+    with store.transaction():
+        store.sitemaps.forget("s")
+    assert store.sitemaps.files("s", "rules-1") == []
+    assert list(store.sitemaps.urls("s", 2)) == []
+    assert list(store.sitemaps.urls("other", 2)) == [urls[:1]]
