@@ -27,7 +27,8 @@ SCHEMA_VERSION = 8  # 2: history, schedule_jobs, watches, watch_hits, coverage (
 # 7: topics.pages_sum, and topic hashes taken over it (``pipeline.store.topic_hash``); an older
 #    store's topics are summed and hashed again as it is opened (``_sum_topic_pages``).
 # 8: sitemap_files, sitemap_urls (a site's last complete reading of its sitemaps). Nothing to
-#    migrate: a store without one reads the sitemaps in full at its next pass.
+#    migrate: a store without one reads the sitemaps in full at its next pass. The queue's index
+#    holds queued pages only (``pages_queued`` replaces ``pages_queue``).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -70,7 +71,10 @@ CREATE TABLE IF NOT EXISTS pages (
     fetched_at    TEXT,
     reason        TEXT                    -- why failed / skipped
 );
-CREATE INDEX IF NOT EXISTS pages_queue ON pages (state, site, priority, seq);
+-- The queued pages only (schema 8): a page leaves it when claimed, and its later changes (in
+-- flight, done, its fetch time) touch no index. Keyed by state too, every page's state changed
+-- its index entry twice a crawl.
+CREATE INDEX IF NOT EXISTS pages_queued ON pages (site, priority, seq) WHERE state = 'queued';
 -- The links followed from a page last time it was fetched, replayed on a 304 (schema 5). Not a
 -- column of ``pages``: they made its rows ~1.3 KB (an article's ~50 links, zlib'd), and a page's
 -- state changes three times a crawl (queued, in flight, done): 23,480 updates of its fetched_at
@@ -265,6 +269,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             _move_column_out(conn, table, column, copy)
         if version < 7:
             _sum_topic_pages(conn)
+        conn.execute("DROP INDEX IF EXISTS pages_queue")  # schema 8: ``pages_queued``
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -298,7 +303,7 @@ def _move_column_out(conn: sqlite3.Connection, table: str, column: str, copy: st
     if column not in _columns(conn, table):
         return
     create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", _SCHEMA, re.S)
-    indexes = re.findall(rf"CREATE INDEX IF NOT EXISTS \w+ ON {table} \([^)]*\);", _SCHEMA)
+    indexes = re.findall(rf"CREATE INDEX IF NOT EXISTS \w+ ON {table} \([^)]*\)[^;]*;", _SCHEMA)
     assert create is not None, table
     with transaction(conn):
         conn.execute(copy)

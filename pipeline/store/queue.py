@@ -19,6 +19,7 @@ from isal import isal_zlib
 from pipeline.models import PageState, SkipLinks, Target, Validators
 from pipeline.store.db import chunked
 
+_STATES = ("queued", "in_flight", "done", "failed", "skipped")
 _CLAIM_SQL = """
 SELECT url, site, depth, topic_url, page_no, etag, last_modified, fetched_at, kind FROM pages
 WHERE state = 'queued' AND site IN ({sites}) {not_hosts}
@@ -134,10 +135,13 @@ class SqliteFrontierQueue:
 
     def count(self, sites: Sequence[str], state: str = "queued") -> int:
         """How many pages of ``sites`` are in ``state``."""
+        if state not in _STATES:
+            raise ValueError(f"no page state {state!r}")
+        # the state written out, not bound: only then can SQLite use the index of queued pages
         row = self._conn.execute(
-            f"SELECT COUNT(*) FROM pages WHERE state = ? "
+            f"SELECT COUNT(*) FROM pages WHERE state = '{state}' "
             f"AND site IN ({','.join('?' * len(sites))})",
-            [state, *sites],
+            list(sites),
         ).fetchone()
         return int(row[0])
 

@@ -611,7 +611,8 @@ def test_a_schema_4_store_moves_links_and_last_seen_out_of_wide_rows(tmp_path):
         assert "links" not in {row[1] for row in conn.execute("PRAGMA table_info(pages)")}
         assert "last_seen_at" not in {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"pages_queue", "articles_seq"} <= tables  # the rebuilt tables' indexes
+        assert {"pages_queued", "articles_seq"} <= tables  # the rebuilt tables' indexes
+        assert "pages_queue" not in tables  # schema 7's, replaced
         assert not {"pages_new", "articles_new"} & tables
         assert store.queue.known_links(URL) == links
         assert store.queue.page_states([URL])[URL].kind == "article"
@@ -808,3 +809,19 @@ def test_a_sitemap_reading_is_kept_whole_and_only_under_the_rules_it_was_judged_
     assert store.sitemaps.files("s", "rules-1") == []
     assert list(store.sitemaps.urls("s", 2)) == []
     assert list(store.sitemaps.urls("other", 2)) == [urls[:1]]
+
+
+def test_pages_are_counted_by_state_and_only_queued_ones_stay_in_the_queue_index(store):
+    with store.transaction():
+        cycle = store.queue.begin_cycle("s", T0)
+        enqueue(store, cycle, *(f"http://site.test/{n}" for n in "abcd"))
+        claimed = store.queue.claim(["s"], [], 2)
+        store.queue.complete(claimed[0].url, "done", fetched_at=T0, http_status=200)
+    counts = {state: store.queue.count(["s"], state) for state in ("queued", "in_flight", "done")}
+    assert counts == {"queued": 2, "in_flight": 1, "done": 1}
+    indexed = store._conn.execute(
+        "SELECT COUNT(*) FROM pages INDEXED BY pages_queued WHERE state = 'queued'"
+    )
+    assert indexed.fetchone()[0] == 2
+    with pytest.raises(ValueError, match="no page state 'busy'"):
+        store.queue.count(["s"], "busy")
