@@ -147,8 +147,9 @@ class SitemapSeeder:
     async def _unchanged(self, site: SiteConfig, kept: list[SitemapFile], out: _Reading) -> bool:
         """Whether every file of the kept reading answers 304, robots.txt listing the same
         ones; checking stops at the first that does not, its body kept for the reading."""
-        roots = [f.url for f in kept if f.parent is None]
-        if await self.robots.sitemaps(site.start_urls[0]) != roots:
+        listed = await self.robots.sitemaps(site.start_urls[0])
+        in_scope = [url for url in listed if out_of_scope_reason(url, site) is None]
+        if list(dict.fromkeys(in_scope)) != [f.url for f in kept if f.parent is None]:
             return False
         for kept_file in kept:
             # handed on to the reading in full when the file has changed, closed otherwise

@@ -783,8 +783,11 @@ def test_unchanged_sitemaps_answer_304_and_their_urls_are_queued_as_last_read(
     tagged = _Conditional()
     entries = [("/s/a", "2020-01-03"), ("/s/b", "2020-01-05"), ("/s/c", None)]
     entries.append(("http://elsewhere.example/s/x", "2020-01-09"))  # out of scope: not kept
+    robots = "Sitemap: http://elsewhere.example/map.xml\nSitemap: {}\nSitemap: {}\n"  # read once
     routes = {
-        "/robots.txt": sitemap_robots("/pages.xml"),
+        "/robots.txt": lambda hit, reply: reply.send(
+            200, robots.format(*[server.url("/pages.xml")] * 2).encode(), content_type="text/plain"
+        ),
         "/pages.xml": tagged(urlset(entries)),
         "/": links_page(),
         "/s/*": post,
