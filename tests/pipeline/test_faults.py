@@ -550,6 +550,18 @@ def test_max_pages_per_site_pauses_the_pass_and_the_next_run_continues(tmp_path)
     assert sorted(fetched) == sorted(["/", *[f"/p/{i}" for i in range(6)]]), "each page once"
 
 
+def failing_while(failing: list[bool], status: int, route: Any) -> Any:
+    """``route``, or a bare ``status`` reply while ``failing[0]`` is set."""
+
+    def send(hit: Hit, reply: Reply) -> None:
+        if failing[0]:
+            reply.send(status, b"not now")
+        else:
+            route(hit, reply)
+
+    return send
+
+
 # -- sitemaps ----------------------------------------------------------------------------------
 def sitemap_robots(path: str) -> Any:
     """A robots.txt route naming the sitemap at ``path`` of the host asked."""
@@ -708,19 +720,13 @@ def test_a_page_skipped_on_the_sitemaps_word_still_leads_to_what_was_never_fetch
         links = '<a href="/s/target">next</a> <a href="/s/other">other</a>'
         reply.send(200, html(body + "1 Jan</time><p>" + "Words. " * 30 + "</p>" + links))
 
-    def target(hit: Hit, reply: Reply) -> None:
-        if failing[0]:
-            reply.send(404, b"not yet")
-        else:
-            post(hit, reply)
-
     routes = {
         "/robots.txt": sitemap_robots("/pages.xml"),
         "/pages.xml": urlset([("/s/old", "2020-01-01"), ("/s/other", "2020-01-01")]),
         "/": links_page(),
         "/s/old": old,
         "/s/other": post,
-        "/s/target": target,
+        "/s/target": failing_while(failing, 404, post),
     }
     with FaultServer(routes) as server:
         crawl(tmp_path, server, refetch_min="1h")
@@ -872,16 +878,9 @@ def test_a_kept_reading_is_dropped_when_the_rules_change_or_a_sitemap_fails(tmp_
     tagged = _Conditional()
     failing = [False]
     listed = tagged(urlset([("/s/a", "2020-01-03"), ("/s/b", "2020-01-05")]))
-
-    def pages(hit: Hit, reply: Reply) -> None:
-        if failing[0]:
-            reply.send(500, b"down")
-        else:
-            listed(hit, reply)
-
     routes = {
         "/robots.txt": sitemap_robots("/pages.xml"),
-        "/pages.xml": pages,
+        "/pages.xml": failing_while(failing, 500, listed),
         "/": links_page(),
         "/s/*": post,
     }
