@@ -36,7 +36,7 @@ from pipeline.frontier import Frontier, out_of_scope_reason
 from pipeline.models import UNKNOWN_PAGE, PageState, Target, Validators
 from pipeline.politeness import HostGate, RobotsCache
 from pipeline.recrawl import Recrawl
-from pipeline.sitemaps import Sitemap, SitemapEntry, parse_sitemap
+from pipeline.sitemaps import UNUSABLE, Sitemap, SitemapEntry, parse_sitemap
 from pipeline.store import LastmodSpool, SitemapFile, Store
 
 __all__ = ["SitemapSeeder", "rules_key"]
@@ -75,10 +75,11 @@ class _Reading:
     failures: dict[str, FetchError] = field(default_factory=dict)
 
 
+@dataclass(eq=False, kw_only=True, slots=True)
 class SitemapSeeder:
     """Queues a new pass's sitemap URLs for one crawl (``Crawler`` makes one per run).
 
-    Args:
+    Attributes:
         store: the run's store (queue, records, the kept readings).
         frontier: judges and queues URLs.
         recrawl: the recrawl policy (which unchanged articles are due anyway).
@@ -89,28 +90,15 @@ class SitemapSeeder:
         requests / skipped: the crawl's counters (requests by host; pages skipped by reason).
     """
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        frontier: Frontier,
-        recrawl: Recrawl,
-        robots: RobotsCache,
-        gate: HostGate,
-        client: Client,
-        settings: CrawlSettings,
-        requests: Counter[str],
-        skipped: Counter[str],
-    ) -> None:
-        self.store = store
-        self.frontier = frontier
-        self.recrawl = recrawl
-        self.robots = robots
-        self.gate = gate
-        self.client = client
-        self.settings = settings
-        self.requests = requests
-        self.skipped = skipped
+    store: Store
+    frontier: Frontier
+    recrawl: Recrawl
+    robots: RobotsCache
+    gate: HostGate
+    client: Client
+    settings: CrawlSettings
+    requests: Counter[str]
+    skipped: Counter[str]
 
     async def seed(self, site: SiteConfig) -> None:
         """Queue a new pass's sitemap URLs; skip those whose lastmod is not newer than our copy
@@ -200,7 +188,7 @@ class SitemapSeeder:
                     validators = await self._download(url, file, None)
                 except FetchError as exc:
                     logger.warning("%s", exc)
-                    return Sitemap(False, (), usable=False), None
+                    return UNUSABLE, None
             file.seek(0)
             sitemap = parse_sitemap(
                 file,

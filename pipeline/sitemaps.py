@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-__all__ = ["Sitemap", "SitemapEntry", "newest_first", "parse_sitemap"]
+__all__ = ["UNUSABLE", "Sitemap", "SitemapEntry", "newest_first", "parse_sitemap"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class Sitemap:
     usable: bool = True
 
 
-_UNUSABLE = Sitemap(False, (), usable=False)
+#: What a sitemap that could not be read gives.
+UNUSABLE = Sitemap(False, (), usable=False)
 
 
 def parse_sitemap(
@@ -80,7 +81,7 @@ def parse_sitemap(
     try:
         kind = _local(next(elements))
         if kind not in ("urlset", "sitemapindex"):
-            return _UNUSABLE
+            return UNUSABLE
         stream = (e for e in map(_entry, elements) if e is not None)
         if into is not None and kind == "urlset":
             into(stream)
@@ -88,10 +89,10 @@ def parse_sitemap(
         entries = tuple(stream)
     except _TooLarge:
         logger.warning("sitemap %s is over crawl.sitemap_max_bytes unzipped: ignored", url)
-        return _UNUSABLE
+        return UNUSABLE
     except (ParseError, DefusedXmlException, ValueError, StopIteration, zlib.error) as exc:
         logger.warning("sitemap %s is not usable XML (%s): ignored", url, exc)
-        return _UNUSABLE
+        return UNUSABLE
     finally:
         elements.close()
     return Sitemap(kind == "sitemapindex", entries)

@@ -86,8 +86,7 @@ class SitemapTable:
     def save_files(
         self, site: str, rules: str, files: Sequence[SitemapFile], now: datetime
     ) -> None:
-        """Record the files of the reading being written: it is complete."""
-        self._conn.execute("DELETE FROM sitemap_files WHERE site = ?", (site,))
+        """Record the files of the reading being written (after ``forget``): it is complete."""
         self._conn.executemany(
             "INSERT INTO sitemap_files (site, position, url, parent, etag, last_modified, rules, "
             "read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
