@@ -46,11 +46,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.demo import build_site, render_path
 from pipeline.demo.content import LAYOUTS, DemoSite
 from pipeline.demo.render import http_date
-from pipeline.demo.server import RequestHeaders, not_modified
+from pipeline.demo.server import not_modified
 
 _LINK = re.compile(rb"""(?:href|src)=["']([^"'#]+)|<loc>([^<]+)</loc>""")
 _NOT_COMPRESSED = ("image/",)
 _REASONS = {200: b"OK", 301: b"Moved Permanently", 304: b"Not Modified", 404: b"Not Found"}
+# the request headers the server reads, by their lower-case name: the rest are not parsed
+_READ = {
+    b"if-none-match": "If-None-Match",
+    b"if-modified-since": "If-Modified-Since",
+    b"accept-encoding": "Accept-Encoding",
+    b"connection": "Connection",
+}
 
 
 @dataclass(slots=True)
@@ -61,6 +68,9 @@ class Page:
     headers: dict[str, str]
     identity: bytes
     gzipped: bytes | None
+    # its response heads, by (status, gzip, keep-alive): the answer to a request is its head
+    # and body joined, with no header formatted twice (a recrawl asks every page once more)
+    heads: dict[tuple[int, bool, bool], bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -123,6 +133,27 @@ def prerender(site: DemoSite, base: str) -> dict[str, Page]:
     return pages
 
 
+def _request_headers(lines: list[bytes]) -> dict[str, str]:
+    """The headers of a request head's ``lines`` (the request line first) that the server
+    reads (``_READ``), under their usual spelling; a header sent twice keeps its last value."""
+    out = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        key = _READ.get(name.strip().lower())
+        if key is not None:
+            out[key] = value.strip().decode("latin-1")
+    return out
+
+
+def _head(status: int, headers: dict[str, str], keep: bool, length: int) -> bytes:
+    """A response's status line and headers, ``Content-Length`` and ``Connection`` included."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Other"))]
+    parts.extend(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items())
+    parts.append(b"Content-Length: %d\r\n" % length)
+    parts.append(b"Connection: keep-alive\r\n\r\n" if keep else b"Connection: close\r\n\r\n")
+    return b"".join(parts)
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, server: SiteServer) -> None:
         self.server = server
@@ -164,11 +195,8 @@ class SiteServer:
         except ValueError:
             self._send(proto, 400, {"Content-Type": "text/plain"}, b"bad request\n", keep=False)
             return False
-        headers = RequestHeaders(
-            (name.strip(), value.strip())
-            for name, _, value in (line.decode("latin-1").partition(":") for line in lines[1:])
-        )
-        keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+        headers = _request_headers(lines)
+        keep = headers.get("Connection", "").lower() != "close" and version == "HTTP/1.1"
         if target == "/__stats":
             body = json.dumps(self.stats_dict()).encode()
             self._send(proto, 200, {"Content-Type": "application/json"}, body, keep=keep)
@@ -177,42 +205,35 @@ class SiteServer:
         if page is None:
             self.stats.misses += 1
             page = render(self.site, self.base, target)
-        status, out = page.status, dict(page.headers)
-        body = page.gzipped if page.gzipped is not None else page.identity
-        if page.gzipped is not None:
-            if "gzip" in headers.get("accept-encoding", ""):
-                out["Content-Encoding"] = "gzip"
-            else:
-                body = gzip.decompress(page.gzipped)
-        if status == 200 and not_modified(headers, out):
+        status = page.status
+        gzipped = page.gzipped is not None and "gzip" in headers.get("Accept-Encoding", "")
+        if status == 200 and not_modified(headers, page.headers):
             status, body = 304, b""
-            out = {k: out[k] for k in ("ETag", "Last-Modified", "Vary") if k in out}
+        elif page.gzipped is None:
+            body = page.identity
+        else:
+            body = page.gzipped if gzipped else gzip.decompress(page.gzipped)
         self.stats.requests += 1
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
         self.stats.body_bytes += len(body) if method != "HEAD" else 0
-        self._send(
-            proto, status, out, b"" if method == "HEAD" else body, keep=keep, length=len(body)
-        )
+        head_key = (status, gzipped, keep)
+        response_head = page.heads.get(head_key)
+        if response_head is None:  # built once per page and kind of answer, then reused
+            out = dict(page.headers)
+            if gzipped:
+                out["Content-Encoding"] = "gzip"
+            if status == 304:
+                out = {k: out[k] for k in ("ETag", "Last-Modified", "Vary") if k in out}
+            response_head = page.heads[head_key] = _head(status, out, keep, len(body))
+        if proto.transport is not None:
+            proto.transport.write(response_head + body if method != "HEAD" else response_head)
         return keep
 
     def _send(
-        self,
-        proto: _Protocol,
-        status: int,
-        headers: dict[str, str],
-        body: bytes,
-        *,
-        keep: bool,
-        length: int | None = None,
+        self, proto: _Protocol, status: int, headers: dict[str, str], body: bytes, *, keep: bool
     ) -> None:
-        reason = _REASONS.get(status, b"Other")
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        parts.extend(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items())
-        parts.append(b"Content-Length: %d\r\n" % (len(body) if length is None else length))
-        parts.append(b"Connection: keep-alive\r\n\r\n" if keep else b"Connection: close\r\n\r\n")
-        parts.append(body)
         if proto.transport is not None:
-            proto.transport.write(b"".join(parts))
+            proto.transport.write(_head(status, headers, keep, len(body)) + body)
 
     def stats_dict(self) -> dict[str, object]:
         """The counters, JSON-ready."""
@@ -296,6 +317,8 @@ def start_server(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def fetch_stats(base: str) -> dict[str, object]:
