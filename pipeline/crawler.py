@@ -472,7 +472,9 @@ class Crawler:
             if kinds[target.url] == "listing":
                 plan = self.recrawl.plan_listing(
                     target,
-                    self.store.queue.known_links(target.url, skip=self._dealt_with),
+                    self.store.queue.known_links(
+                        target.url, skip=self._dealt_with, settled=self.frontier.settled_runs
+                    ),
                     cycle=self.frontier.cycles[target.site],
                     cards=None,
                     next_url=None,
@@ -482,7 +484,9 @@ class Crawler:
         others = [t.url for t, _ in batch if kinds[t.url] != "listing"]
         # A page at a time: an author archive may link 20,000 articles, and what one page's links
         # queue or find not due is left out of the next page's (``_dealt_with``).
-        for known in self.store.queue.known_links_each(others, skip=self._dealt_with):
+        for known in self.store.queue.known_links_each(
+            others, skip=self._dealt_with, settled=self.frontier.settled_runs
+        ):
             self.frontier.add(self.recrawl.due(known))
         self.store.queue.complete_not_modified((t.url, f.fetched_at) for t, f in batch)
 

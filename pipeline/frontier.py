@@ -27,6 +27,7 @@ from pipeline.models import (
     Extracted,
     ListingPage,
     PageState,
+    SettledRuns,
     SkipLinks,
     Target,
     Validators,
@@ -88,13 +89,18 @@ class FrontierQueue(Protocol):
     def release_in_flight(self, sites: Sequence[str]) -> int: ...
     def count(self, sites: Sequence[str], state: str = "queued") -> int: ...
     def validators(self, url: str) -> Validators: ...
-    def known_links(self, url: str, skip: SkipLinks | None = None) -> list[Target]: ...
+    def known_links(
+        self, url: str, skip: SkipLinks | None = None, settled: SettledRuns | None = None
+    ) -> list[Target]: ...
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]: ...
     def known_links_of(
         self, urls: Sequence[str], skip: SkipLinks | None = None
     ) -> dict[str, Target]: ...
     def known_links_each(
-        self, urls: Sequence[str], skip: SkipLinks | None = None
+        self,
+        urls: Sequence[str],
+        skip: SkipLinks | None = None,
+        settled: SettledRuns | None = None,
     ) -> Iterator[list[Target]]: ...
 
 
@@ -204,6 +210,10 @@ class Frontier:
         # site and run), as keys: ``recently_queued`` lets a caller test a list against them
         self._recent: dict[str, OrderedDict[str, None]] = {n: OrderedDict() for n in self.sites}
         self._recent_cap = max(_RECENT_CACHE // max(len(self.sites), 1), 1024)
+        # runs of stored page numbers a replay found all dealt with (queued in this cycle, or
+        # found not due): forgotten with ``_recent``. A URL ``_recent`` dropped since is still
+        # queued in the cycle (``add`` would be a no-op for it), or still not due.
+        self.settled_runs = SettledRuns()
         # per site, a link as written -> its verdict (``_verdict``); the sites share the cap
         self._verdicts: dict[str, dict[str, _Verdict]] = {n: {} for n in self.sites}
         self._verdicts_cap = max(_CANONICAL_CACHE // max(len(self.sites), 1), 1024)
@@ -307,6 +317,7 @@ class Frontier:
         """Forget what ``add`` queued lately: call after a store transaction was rolled back."""
         for recent in self._recent.values():
             recent.clear()
+        self.settled_runs.clear()
 
     def links_from(self, parent: Target, page: Extracted) -> list[Target]:
         """In-scope targets a page links to: pagination first (with its topic), then the rest."""

@@ -80,6 +80,43 @@ UNKNOWN_PAGE = PageState()
 SkipLinks = Callable[[str], Sequence[Container[str]]]
 
 
+class SettledRuns:
+    """Runs of stored page numbers (``pipeline.store.queue._pack_links``) whose every URL a
+    caller's ``skip`` left out.
+
+    A topic page of a large site lists its topic's every page number (~350 on the bench's
+    20k-article site), and a recrawl replays each topic page's links: the same URLs, page
+    after page, built and tested one by one. The caller that owns ``skip`` keeps one of these
+    beside it: a run found all left out is not built again while it holds. Its ``skip`` must
+    only grow (the crawl's URLs queued in the current cycle do, and ``Frontier.forget_recent``
+    clears this with them).
+
+    Per ``(site, prefix, suffix)``, disjoint sorted intervals of page numbers.
+    """
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+
+    def covers(self, key: tuple[str, str, str], first: int, last: int) -> bool:
+        """True when every number of ``first..last`` was found left out."""
+        return any(low <= first and last <= high for low, high in self._spans.get(key, ()))
+
+    def add(self, key: tuple[str, str, str], first: int, last: int) -> None:
+        """``first..last`` was found left out: merged with the spans it meets or adjoins."""
+        merged = []
+        for low, high in self._spans.get(key, ()):
+            if high + 1 < first or last + 1 < low:
+                merged.append((low, high))
+            else:
+                first, last = min(first, low), max(last, high)
+        merged.append((first, last))
+        self._spans[key] = sorted(merged)
+
+    def clear(self) -> None:
+        """Forget every span: what the caller's ``skip`` held may be gone (a rollback)."""
+        self._spans.clear()
+
+
 @_pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class Validators:

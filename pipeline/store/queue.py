@@ -16,7 +16,7 @@ from typing import Any
 
 from isal import isal_zlib
 
-from pipeline.models import PageState, SkipLinks, Target, Validators
+from pipeline.models import PageState, SettledRuns, SkipLinks, Target, Validators
 from pipeline.store.db import chunked
 
 _STATES = ("queued", "in_flight", "done", "failed", "skipped")
@@ -212,18 +212,22 @@ class SqliteFrontierQueue:
         ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def known_links(self, url: str, skip: SkipLinks | None = None) -> list[Target]:
+    def known_links(
+        self, url: str, skip: SkipLinks | None = None, settled: SettledRuns | None = None
+    ) -> list[Target]:
         """The links followed from ``url`` last time it was fetched (replayed on a 304).
 
         Args:
             url: the page.
             skip: ``skip(site)`` gives collections of URLs to leave out before they are built
                 (an article's ~50 links are mostly ones the crawl has just dealt with).
+            settled: the runs of page numbers ``skip`` was found to leave out whole, kept by
+                the caller beside it (``SettledRuns``).
         """
         row = self._conn.execute("SELECT links FROM page_links WHERE url = ?", (url,)).fetchone()
         if row is None:
             return []
-        return _unpack_links(row[0], skip)
+        return _unpack_links(row[0], skip, settled)
 
     def page_states(self, urls: Sequence[str]) -> dict[str, PageState]:
         """The state of those of ``urls`` the queue knows, in one query per 500 URLs (a sitemap
@@ -264,11 +268,15 @@ class SqliteFrontierQueue:
         return found
 
     def known_links_each(
-        self, urls: Sequence[str], skip: SkipLinks | None = None
+        self,
+        urls: Sequence[str],
+        skip: SkipLinks | None = None,
+        settled: SettledRuns | None = None,
     ) -> Iterator[list[Target]]:
         """The links followed from each of ``urls`` last time (those that have some), a page at
-        a time, in one query per 500 URLs; ``skip`` as for ``known_links``, asked again for each
-        page, so what the caller did with one page's links can leave them out of the next's.
+        a time, in one query per 500 URLs; ``skip`` and ``settled`` as for ``known_links``,
+        ``skip`` asked again for each page, so what the caller did with one page's links can
+        leave them out of the next's.
 
         An author archive of a large site links tens of thousands of pages: taken a page at a
         time, only one such page's links are held at once.
@@ -279,7 +287,7 @@ class SqliteFrontierQueue:
                 chunk,
             ).fetchall()  # read whole: the caller may write to the table between pages
             for (blob,) in blobs:
-                yield _unpack_links(blob, skip)
+                yield _unpack_links(blob, skip, settled)
 
     def requests_by_state(self, sites: Sequence[str]) -> dict[str, int]:
         """Page counts per state for ``sites``."""
@@ -296,7 +304,9 @@ def _page_state(fetched_at: str | None, kind: str | None) -> PageState:
 
 
 _TEXT_LINKS = b"L2\t"  # the head of a text-packed blob (JSON blobs start with "[")
+_TEXT_LINKS_RUNS = b"L3\t"  # the same with runs of page numbers
 _TEXT_LINKS_L1 = b"L1\t"  # the text shape development builds of schema 4 wrote
+_MIN_RUN = 3  # consecutive page numbers written as one run, from so many on
 
 
 def _pack_links(links: Sequence[Target]) -> bytes:
@@ -306,33 +316,86 @@ def _pack_links(links: Sequence[Target]) -> bytes:
     When they share their site and depth (a page's links do), text: a
     ``L2<TAB>site<TAB>depth<TAB>count`` line, a line per link with its URL, then a line per link
     with what is off the defaults, ``topic_url<TAB>page_no`` (no topic: empty), or nothing.
+    Pagination targets with consecutive page numbers whose URLs differ only in the number
+    (``.../page/7/``, ``.../page/8/``, ...; ``_MIN_RUN`` or more in a row) are one line each
+    run instead: the head is then ``L3<TAB>site<TAB>depth<TAB>count<TAB>runs``, and a line per
+    run comes between the URL lines and the others,
+    ``position<TAB>topic_url<TAB>prefix<TAB>suffix<TAB>first<TAB>last``, where position is how
+    many of the URL lines come before the run.
     Otherwise, or should a value hold a tab or a line break (a canonical URL never does), the
     JSON ``[url, site, depth, topic_url, page_no]`` rows of every target.
 
     Every fetched page's links are packed (~50 an article, ~400 a topic page of a 20k-article
-    site, most of those its topic's pagination) and every 304 of a recrawl reads them back: the
-    URLs on lines of their own are tested against what the crawl has dealt with in one
-    comprehension, and only the links left are built.
+    site, most of those its topic's pagination: a few runs) and every 304 of a recrawl reads
+    them back: the URLs on lines of their own are tested against what the crawl has dealt with
+    in one comprehension, only the links left are built, and a run found all dealt with
+    (``SettledRuns``) is not built again.
     """
     first = links[0] if links else None
     if first is not None and all(t.site == first.site and t.depth == first.depth for t in links):
-        values = "".join([first.site, *(t.url for t in links), *(t.topic_url or "" for t in links)])
+        topics = [t.topic_url for t in links]
+        values = "".join([first.site, *(t.url for t in links), *filter(None, topics)])
         if "\t" not in values and "\n" not in values:
-            lines = [f"L2\t{first.site}\t{first.depth}\t{len(links)}"]
-            lines += [t.url for t in links]
+            # an article's links hold no pagination: no loop a link looking for runs
+            paged = len(topics) - topics.count(None) >= _MIN_RUN
+            singles, runs = _runs(links) if paged else (links, [])
+            head = f"{first.site}\t{first.depth}\t{len(singles)}"
+            lines = [f"L3\t{head}\t{len(runs)}" if runs else f"L2\t{head}"]
+            lines += [t.url for t in singles]
+            lines += ["\t".join(map(str, run)) for run in runs]
             lines += [
                 f"{t.topic_url or ''}\t{t.page_no}" if t.topic_url or t.page_no != 1 else ""
-                for t in links
+                for t in singles
             ]
             return isal_zlib.compress("\n".join(lines).encode(), 1)
     rows = [[t.url, t.site, t.depth, t.topic_url, t.page_no] for t in links]
     return isal_zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
 
 
-def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
+_Run = tuple[int, str, str, str, int, int]  # position, topic_url, prefix, suffix, first, last
+
+
+def _runs(links: Sequence[Target]) -> tuple[list[Target], list[_Run]]:
+    """``links`` as the targets written one a line and the runs of page numbers (in order)."""
+    singles: list[Target] = []
+    runs: list[_Run] = []
+    start, count = 0, len(links)
+    while start < count:
+        target = links[start]
+        topic_url = target.topic_url
+        if topic_url is None:
+            singles.append(target)
+            start += 1
+            continue
+        number = target.page_no
+        cut = target.url.rfind(str(number))
+        prefix, suffix = target.url[: max(cut, 0)], target.url[cut + len(str(number)) :]
+        end = start + 1
+        if cut >= 0:
+            while end < count:
+                link = links[end]
+                number += 1
+                if link.page_no != number or link.topic_url != topic_url:
+                    break
+                if link.url != f"{prefix}{number}{suffix}":
+                    break
+                end += 1
+        if end - start >= _MIN_RUN:
+            last = target.page_no + end - start - 1
+            runs.append((len(singles), topic_url, prefix, suffix, target.page_no, last))
+        else:
+            singles.extend(links[start:end])
+        start = end
+    return singles, runs
+
+
+def _unpack_links(
+    blob: bytes, skip: SkipLinks | None = None, settled: SettledRuns | None = None
+) -> list[Target]:
     """The targets of a ``_pack_links`` blob less the URLs ``skip`` leaves out, each target
     built only once it is kept (a page's links are mostly ones a recrawl has dealt with); blobs
-    of every shape earlier releases wrote are read too."""
+    of every shape earlier releases wrote are read too. ``settled``: the runs of page numbers
+    found all left out by ``skip`` so far, kept by its owner (read and added to)."""
     data = isal_zlib.decompress(blob)
     if data.startswith(_TEXT_LINKS):
         head, _, body = data.decode().partition("\n")
@@ -345,6 +408,8 @@ def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
         if not urls:
             return []
         return _targets(site, int(depth), urls, dict(zip(lines, rest.split("\n"), strict=True)))
+    if data.startswith(_TEXT_LINKS_RUNS):
+        return _unpack_runs(data, skip, settled)
     if data.startswith(_TEXT_LINKS_L1):  # a line a link: its URL, or url<TAB>topic<TAB>page_no
         head, _, body = data.decode().partition("\n")
         _tag, site, depth = head.split("\t")
@@ -359,6 +424,67 @@ def _unpack_links(blob: bytes, skip: SkipLinks | None = None) -> list[Target]:
         if not any(url in urls for urls in left_out[site]):
             kept.append(Target(url, site, depth, topic_url, page_no))
     return kept
+
+
+def _unpack_runs(data: bytes, skip: SkipLinks | None, settled: SettledRuns | None) -> list[Target]:
+    """``_unpack_links`` of an ``L3`` blob: the URL lines between runs, and each run's
+    targets, in their order."""
+    head, _, body = data.decode().partition("\n")
+    _tag, site, depth_text, count, run_count = head.split("\t")
+    n, runs, depth = int(count), int(run_count), int(depth_text)
+    # the URL and run lines only: the rest (a line a link off the defaults) if a URL is kept
+    lines = body.split("\n", n + runs)
+    urls = lines[:n]
+    out: list[Target] = []
+    if not _left_in(urls, site, skip):  # a recrawl's topic page: only its runs may be left
+        for line in lines[n : n + runs]:
+            _position, topic_url, prefix, suffix, first, last = line.split("\t")
+            out += _run_targets(
+                site, depth, topic_url, prefix, suffix, int(first), int(last), skip, settled
+            )
+        return out
+    extra = dict(
+        zip(urls, lines[n + runs].split("\n") if len(lines) > n + runs else (), strict=True)
+    )
+    done = 0  # URL lines read
+    for line in lines[n : n + runs]:
+        position, topic_url, prefix, suffix, first, last = line.split("\t")
+        out += _targets(site, depth, _left_in(urls[done : int(position)], site, skip), extra)
+        done = int(position)
+        out += _run_targets(
+            site, depth, topic_url, prefix, suffix, int(first), int(last), skip, settled
+        )
+    return out + _targets(site, depth, _left_in(urls[done:], site, skip), extra)
+
+
+def _run_targets(
+    site: str,
+    depth: int,
+    topic_url: str,
+    prefix: str,
+    suffix: str,
+    first: int,
+    last: int,
+    skip: SkipLinks | None,
+    settled: SettledRuns | None,
+) -> list[Target]:
+    """The targets of one run less those ``skip`` leaves out; none when ``settled`` says the
+    run was all left out before, and the run is added to it when it is all left out now."""
+    key = (site, prefix, suffix)
+    if skip is not None and settled is not None and settled.covers(key, first, last):
+        return []
+    numbers = range(first, last + 1)
+    urls = [f"{prefix}{number}{suffix}" for number in numbers]
+    kept = _left_in(urls, site, skip)
+    if not kept:
+        if skip is not None and settled is not None:
+            settled.add(key, first, last)
+        return []
+    number_of = dict(zip(urls, numbers, strict=True)) if len(kept) < len(urls) else None
+    return [
+        Target(url, site, depth, topic_url, number_of[url] if number_of else first + index)
+        for index, url in enumerate(kept)
+    ]
 
 
 def _left_in(urls: list[str], site: str, skip: SkipLinks | None) -> list[str]:

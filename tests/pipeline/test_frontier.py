@@ -301,7 +301,9 @@ def test_a_url_queued_a_moment_ago_is_not_sent_to_the_queue_again(frontier):
     assert sent == [f"http://site.test/{p}/" for p in "abcd"]
     later = Target(url="http://site.test/e/", site="s", depth=1)
     assert frontier.not_just_queued([*nav, later]) == [later]
+    frontier.settled_runs.add(("s", "http://site.test/page/", "/"), 2, 9)
     frontier.forget_recent()  # as after a rolled-back transaction: the queue decides again
+    assert not frontier.settled_runs.covers(("s", "http://site.test/page/", "/"), 2, 9)
     assert frontier.not_just_queued(nav) == nav
     assert frontier.add(nav) == 0
     assert sent[4:] == [t.url for t in nav]

@@ -314,10 +314,10 @@ def test_a_304_that_cannot_be_stored_fails_alone_and_the_rest_of_its_batch_is_st
     broken = f"{server.base_url}/topics/{small_site.topics[0].slug}/"
     known_links = SqliteFrontierQueue.known_links
 
-    def breaks_on_one(self, url, skip=None):
+    def breaks_on_one(self, url, skip=None, settled=None):
         if url == broken:
             raise RuntimeError("a corrupt links blob")
-        return known_links(self, url, skip)
+        return known_links(self, url, skip, settled)
 
     monkeypatch.setattr(SqliteFrontierQueue, "known_links", breaks_on_one)
     clock.advance(days=31)  # past refetch_max: every page is due, and every page answers 304

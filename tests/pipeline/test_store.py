@@ -457,6 +457,121 @@ def test_links_are_packed_as_text_and_read_back_exactly_whatever_they_hold():
     assert _unpack_links(_pack_links(links), lambda site: left_out) == [plain[1], links[-1]]
 
 
+def _topic_page_links(page: int, pages: int = 40) -> list[Target]:
+    """A topic page's links as ``Frontier.links_from`` orders them: the next and previous
+    pages, page 1 (the topic's own URL, numbered from its position), every other page number,
+    then its cards and the theme's links."""
+
+    def numbered(n: int) -> Target:
+        return Target(url=f"{TOPIC}page/{n}/", site="s", depth=2, topic_url=TOPIC, page_no=n)
+
+    return [
+        numbered(page + 1),
+        numbered(page - 1),
+        Target(url=TOPIC, site="s", depth=2, topic_url=TOPIC, page_no=1002),
+        *(numbered(n) for n in range(2, page - 1)),
+        *(numbered(n) for n in range(page + 2, pages + 1)),
+        *(Target(url=f"http://site.test/2025/11/post-{n}/", site="s", depth=2) for n in range(5)),
+        Target(url="http://site.test/", site="s", depth=2),
+    ]
+
+
+def test_a_topic_pages_numbers_are_stored_as_runs_and_read_back_exactly():
+    from pipeline.store.queue import _pack_links, _unpack_links
+
+    links = _topic_page_links(10)
+    text = zlib.decompress(_pack_links(links)).decode()
+    head, *lines = text.split("\n")
+    # five targets on lines of their own, the rest in two runs: 2-8 and 12-40
+    assert head == "L3\ts\t2\t9\t2"
+    assert lines[9:11] == [
+        f"3\t{TOPIC}\t{TOPIC}page/\t/\t2\t8",
+        f"3\t{TOPIC}\t{TOPIC}page/\t/\t12\t40",
+    ]
+    assert _unpack_links(_pack_links(links)) == links
+    left_out = {f"{TOPIC}page/{n}/" for n in (3, 11, 12, 40)} | {"http://site.test/"}
+    assert _unpack_links(_pack_links(links), lambda site: [left_out]) == [
+        t for t in links if t.url not in left_out
+    ]
+    # two in a row are no run; nor are numbers a URL does not hold, or not one after another
+    short = [t for t in links if t.page_no not in range(4, 41)]
+    assert zlib.decompress(_pack_links(short)).startswith(b"L2\t")
+    assert _unpack_links(_pack_links(short)) == short
+    odd = [replace(t, url=t.url.replace("/page/", "/p/x")) if t.page_no == 5 else t for t in links]
+    assert _unpack_links(_pack_links(odd)) == odd
+    assert _unpack_links(_pack_links(links[::-1])) == links[::-1]
+
+
+def test_a_run_found_all_left_out_is_not_built_again_until_forgotten():
+    from pipeline.models import SettledRuns
+    from pipeline.store.queue import _pack_links, _unpack_links
+
+    settled = SettledRuns()
+    page_10, page_20 = _pack_links(_topic_page_links(10)), _pack_links(_topic_page_links(20))
+    dealt_with = {t.url for t in _topic_page_links(10)} - {f"{TOPIC}page/40/"}
+    skip = lambda site: [dealt_with]  # noqa: E731
+    # 2-8 all dealt with, so settled; 12-40 not (40 is left)
+    assert _unpack_links(page_10, skip, settled) == [_topic_page_links(10)[-7]]
+    assert settled.covers(("s", f"{TOPIC}page/", "/"), 2, 8)
+    assert not settled.covers(("s", f"{TOPIC}page/", "/"), 12, 40)
+    dealt_with |= {f"{TOPIC}page/40/", f"{TOPIC}page/10/"}
+    assert _unpack_links(page_20, skip, settled) == []
+    # page 20's runs, 2-18 and 22-40, merged with 2-8; 19-21 were on lines of their own
+    assert settled.covers(("s", f"{TOPIC}page/", "/"), 2, 18)
+    assert settled.covers(("s", f"{TOPIC}page/", "/"), 22, 40)
+    assert not settled.covers(("s", f"{TOPIC}page/", "/"), 12, 40)
+    # while settled, a run is not even looked at: the skip no longer leaves these out
+    dealt_with.clear()
+    assert [t.page_no for t in _unpack_links(page_20, skip, settled) if t.topic_url] == [
+        21,
+        19,
+        1002,
+    ]
+    settled.clear()
+    assert len(_unpack_links(page_10, skip, settled)) == len(_topic_page_links(10))
+    # no skip: nothing is left out, and nothing is settled
+    assert _unpack_links(page_10, None, settled) == _topic_page_links(10)
+    assert not settled.covers(("s", f"{TOPIC}page/", "/"), 2, 2)
+
+
+_PAGINATION = st.builds(
+    lambda n, off, path: Target(
+        url=f"http://site.test/{path}/{n}/", site="s", depth=2, topic_url=TOPIC, page_no=n + off
+    ),
+    st.integers(1, 30),
+    st.sampled_from([0, 0, 0, 1]),
+    st.sampled_from(["page", "page", "other"]),
+)
+
+
+@given(
+    runs=st.lists(st.tuples(st.integers(1, 30), st.integers(0, 8))),
+    others=st.lists(_PAGINATION),
+    left_out=st.sets(st.integers(1, 40)),
+)
+def test_unpacking_runs_gives_back_every_target_in_order_less_what_skip_names(
+    runs: list[tuple[int, int]], others: list[Target], left_out: set[int]
+):
+    from pipeline.models import SettledRuns
+    from pipeline.store.queue import _pack_links, _unpack_links
+
+    links: dict[str, Target] = {}
+    for start, length in runs:
+        for n in range(start, start + length):
+            url = f"http://site.test/page/{n}/"
+            links.setdefault(url, Target(url, "s", 2, TOPIC, n))
+        for target in others[:2]:
+            links.setdefault(target.url, target)
+        others = others[2:]
+    targets = list(links.values())
+    skipped = {f"http://site.test/page/{n}/" for n in left_out}
+    assert _unpack_links(_pack_links(targets)) == targets
+    settled = SettledRuns()
+    want = [t for t in targets if t.url not in skipped]
+    for _ in range(2):  # and again with what the first found settled
+        assert _unpack_links(_pack_links(targets), lambda site: [skipped], settled) == want
+
+
 _LINK = st.builds(
     Target,
     url=st.integers(0, 30).map(lambda n: f"http://site.test/p/{n}/"),
