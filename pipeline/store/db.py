@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.errors import StoreError
 from pipeline.store import topic_hash
 
-SCHEMA_VERSION = 8  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
+SCHEMA_VERSION = 9  # 2: history, schedule_jobs, watches, watch_hits, coverage (issue 6)
 # 3: refetch_schedule, listing_walks (the recrawl policy)
 # 4: pages.links may be text-packed (pipeline/store/queue.py); a version 3 crawldex cannot read
 #    them, so it refuses the store. Nothing to migrate: older blobs are read as they are.
@@ -29,6 +29,8 @@ SCHEMA_VERSION = 8  # 2: history, schedule_jobs, watches, watch_hits, coverage (
 # 8: sitemap_files, sitemap_urls (a site's last complete reading of its sitemaps). Nothing to
 #    migrate: a store without one reads the sitemaps in full at its next pass. The queue's index
 #    holds queued pages only (``pages_queued`` replaces ``pages_queue``).
+# 9: page_links may hold runs of page numbers (``L3``, pipeline/store/queue.py); a version 8
+#    crawldex cannot read them, so it refuses the store. Nothing to migrate, as for 4.
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Collection, Container, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from isal import isal_zlib
 
@@ -352,7 +352,15 @@ def _pack_links(links: Sequence[Target]) -> bytes:
     return isal_zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
 
 
-_Run = tuple[int, str, str, str, int, int]  # position, topic_url, prefix, suffix, first, last
+class _Run(NamedTuple):
+    """Consecutive page numbers of a topic whose URLs are ``prefix + number + suffix``."""
+
+    position: int  # how many of the blob's URL lines come before it
+    topic_url: str
+    prefix: str
+    suffix: str
+    first: int
+    last: int
 
 
 def _runs(links: Sequence[Target]) -> tuple[list[Target], list[_Run]]:
@@ -382,7 +390,7 @@ def _runs(links: Sequence[Target]) -> tuple[list[Target], list[_Run]]:
                 end += 1
         if end - start >= _MIN_RUN:
             last = target.page_no + end - start - 1
-            runs.append((len(singles), topic_url, prefix, suffix, target.page_no, last))
+            runs.append(_Run(len(singles), topic_url, prefix, suffix, target.page_no, last))
         else:
             singles.extend(links[start:end])
         start = end
@@ -435,55 +443,45 @@ def _unpack_runs(data: bytes, skip: SkipLinks | None, settled: SettledRuns | Non
     # the URL and run lines only: the rest (a line a link off the defaults) if a URL is kept
     lines = body.split("\n", n + runs)
     urls = lines[:n]
-    out: list[Target] = []
-    if not _left_in(urls, site, skip):  # a recrawl's topic page: only its runs may be left
-        for line in lines[n : n + runs]:
-            _position, topic_url, prefix, suffix, first, last = line.split("\t")
-            out += _run_targets(
-                site, depth, topic_url, prefix, suffix, int(first), int(last), skip, settled
-            )
-        return out
-    extra = dict(
-        zip(urls, lines[n + runs].split("\n") if len(lines) > n + runs else (), strict=True)
+    # A recrawl's topic page has its URL lines all dealt with: only its runs are looked at.
+    extra = (
+        dict(zip(urls, lines[n + runs].split("\n"), strict=True))
+        if _left_in(urls, site, skip)
+        else None
     )
+    out: list[Target] = []
     done = 0  # URL lines read
     for line in lines[n : n + runs]:
         position, topic_url, prefix, suffix, first, last = line.split("\t")
-        out += _targets(site, depth, _left_in(urls[done : int(position)], site, skip), extra)
+        if extra is not None:
+            out += _targets(site, depth, _left_in(urls[done : int(position)], site, skip), extra)
         done = int(position)
-        out += _run_targets(
-            site, depth, topic_url, prefix, suffix, int(first), int(last), skip, settled
-        )
-    return out + _targets(site, depth, _left_in(urls[done:], site, skip), extra)
+        run = _Run(int(position), topic_url, prefix, suffix, int(first), int(last))
+        out += _run_targets(site, depth, run, skip, settled)
+    if extra is not None:
+        out += _targets(site, depth, _left_in(urls[done:], site, skip), extra)
+    return out
 
 
 def _run_targets(
-    site: str,
-    depth: int,
-    topic_url: str,
-    prefix: str,
-    suffix: str,
-    first: int,
-    last: int,
-    skip: SkipLinks | None,
-    settled: SettledRuns | None,
+    site: str, depth: int, run: _Run, skip: SkipLinks | None, settled: SettledRuns | None
 ) -> list[Target]:
     """The targets of one run less those ``skip`` leaves out; none when ``settled`` says the
     run was all left out before, and the run is added to it when it is all left out now."""
-    key = (site, prefix, suffix)
-    if skip is not None and settled is not None and settled.covers(key, first, last):
+    key = (site, run.prefix, run.suffix)
+    if skip is not None and settled is not None and settled.covers(key, run.first, run.last):
         return []
-    numbers = range(first, last + 1)
-    urls = [f"{prefix}{number}{suffix}" for number in numbers]
+    numbers = range(run.first, run.last + 1)
+    urls = [f"{run.prefix}{number}{run.suffix}" for number in numbers]
     kept = _left_in(urls, site, skip)
     if not kept:
         if skip is not None and settled is not None:
-            settled.add(key, first, last)
+            settled.add(key, run.first, run.last)
         return []
     number_of = dict(zip(urls, numbers, strict=True)) if len(kept) < len(urls) else None
     return [
-        Target(url, site, depth, topic_url, number_of[url] if number_of else first + index)
-        for index, url in enumerate(kept)
+        Target(url, site, depth, run.topic_url, number_of[url] if number_of else run.first + i)
+        for i, url in enumerate(kept)
     ]
 
 
