@@ -87,9 +87,10 @@ class SettledRuns:
     A topic page of a large site lists its topic's every page number (~350 on the bench's
     20k-article site), and a recrawl replays each topic page's links: the same URLs, page
     after page, built and tested one by one. The caller that owns ``skip`` keeps one of these
-    beside it: a run found all left out is not built again while it holds. Its ``skip`` must
-    only grow (the crawl's URLs queued in the current cycle do, and ``Frontier.forget_recent``
-    clears this with them).
+    beside it: a run found all left out is not built again while it holds. So ``skip`` may
+    only drop a URL that needs nothing more in this pass: the crawl's recently queued URLs are
+    a bounded cache, and one it drops is still queued in the cycle (queueing it again is a
+    no-op); what a rollback undoes, ``Frontier.forget_recent`` clears here too.
 
     Per ``(site, prefix, suffix)``, disjoint sorted intervals of page numbers.
     """
