@@ -135,9 +135,7 @@ class SitemapSeeder:
     async def _unchanged(self, site: SiteConfig, kept: list[SitemapFile], out: _Reading) -> bool:
         """Whether every file of the kept reading answers 304, robots.txt listing the same
         ones; checking stops at the first that does not, its body kept for the reading."""
-        listed = await self.robots.sitemaps(site.start_urls[0])
-        in_scope = [url for url in listed if out_of_scope_reason(url, site) is None]
-        if list(dict.fromkeys(in_scope)) != [f.url for f in kept if f.parent is None]:
+        if await self._roots(site) != [f.url for f in kept if f.parent is None]:
             return False
         for kept_file in kept:
             # handed on to the reading in full when the file has changed, closed otherwise
@@ -154,12 +152,16 @@ class SitemapSeeder:
             body.close()
         return True
 
+    async def _roots(self, site: SiteConfig) -> list[str]:
+        """The sitemaps robots.txt lists that a reading starts from: in scope, each once, in
+        its order (a kept reading's are compared with these)."""
+        listed = await self.robots.sitemaps(site.start_urls[0])
+        return list(dict.fromkeys(url for url in listed if out_of_scope_reason(url, site) is None))
+
     async def _read(self, site: SiteConfig, spool: LastmodSpool, reading: _Reading) -> None:
         """Spool the page entries of the sitemaps robots.txt lists (indexes followed, in scope
         only), noting each file read in ``reading``."""
-        pending: list[tuple[str, str | None]] = [
-            (url, None) for url in await self.robots.sitemaps(site.start_urls[0])
-        ]
+        pending: list[tuple[str, str | None]] = [(url, None) for url in await self._roots(site)]
         seen: set[str] = set()
         while pending and len(seen) < _MAX_SITEMAPS:
             url, parent = pending.pop(0)

@@ -405,19 +405,8 @@ def _unpack_links(
     of every shape earlier releases wrote are read too. ``settled``: the runs of page numbers
     found all left out by ``skip`` so far, kept by its owner (read and added to)."""
     data = isal_zlib.decompress(blob)
-    if data.startswith(_TEXT_LINKS):
-        head, _, body = data.decode().partition("\n")
-        _tag, site, depth, count = head.split("\t")
-        n = int(count)
-        # the URL lines only: the rest (a line a link off the defaults) only if a URL is kept
-        lines = body.split("\n", n)
-        rest = lines.pop() if len(lines) > n else ""
-        urls = _left_in(lines, site, skip)
-        if not urls:
-            return []
-        return _targets(site, int(depth), urls, dict(zip(lines, rest.split("\n"), strict=True)))
-    if data.startswith(_TEXT_LINKS_RUNS):
-        return _unpack_runs(data, skip, settled)
+    if data.startswith((_TEXT_LINKS, _TEXT_LINKS_RUNS)):
+        return _unpack_text(data, skip, settled)
     if data.startswith(_TEXT_LINKS_L1):  # a line a link: its URL, or url<TAB>topic<TAB>page_no
         head, _, body = data.decode().partition("\n")
         _tag, site, depth = head.split("\t")
@@ -434,31 +423,34 @@ def _unpack_links(
     return kept
 
 
-def _unpack_runs(data: bytes, skip: SkipLinks | None, settled: SettledRuns | None) -> list[Target]:
-    """``_unpack_links`` of an ``L3`` blob: the URL lines between runs, and each run's
-    targets, in their order."""
+def _unpack_text(data: bytes, skip: SkipLinks | None, settled: SettledRuns | None) -> list[Target]:
+    """``_unpack_links`` of a text blob: ``L2``, or ``L3`` (the same with runs, between the URL
+    lines and the others), the URL lines between runs and each run's targets in their order."""
     head, _, body = data.decode().partition("\n")
-    _tag, site, depth_text, count, run_count = head.split("\t")
-    n, runs, depth = int(count), int(run_count), int(depth_text)
+    _tag, site, depth_text, count, *run_count = head.split("\t")  # L2 states no runs
+    n, runs, depth = int(count), int(run_count[0]) if run_count else 0, int(depth_text)
     # the URL and run lines only: the rest (a line a link off the defaults) if a URL is kept
     lines = body.split("\n", n + runs)
     urls = lines[:n]
-    # A recrawl's topic page has its URL lines all dealt with: only its runs are looked at.
+    # An article's or a topic page's URL lines in a recrawl: all dealt with, nothing built.
+    kept = _left_in(urls, site, skip)
     extra = (
-        dict(zip(urls, lines[n + runs].split("\n"), strict=True))
-        if _left_in(urls, site, skip)
-        else None
+        dict(zip(urls, lines[n + runs].split("\n") if len(lines) > n + runs else (), strict=True))
+        if kept
+        else {}
     )
+    if not runs:
+        return _targets(site, depth, kept, extra)
     out: list[Target] = []
     done = 0  # URL lines read
     for line in lines[n : n + runs]:
         position, topic_url, prefix, suffix, first, last = line.split("\t")
-        if extra is not None:
+        if kept:
             out += _targets(site, depth, _left_in(urls[done : int(position)], site, skip), extra)
         done = int(position)
         run = _Run(int(position), topic_url, prefix, suffix, int(first), int(last))
         out += _run_targets(site, depth, run, skip, settled)
-    if extra is not None:
+    if kept:
         out += _targets(site, depth, _left_in(urls[done:], site, skip), extra)
     return out
 
